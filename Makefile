@@ -1,0 +1,27 @@
+# Verdict: `make test` is what CI runs; `make demo` runs Verdict's main job locally.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+# Reuse a target directory outside the clone so repeated runs (and CI on the same machine) stay fast.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/verdict/target
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: deps test fmt-check clippy unit fmt
+
+deps:
+	@scripts/install-deps.sh
+
+## Everything CI checks: formatting, lints, all tests (real docker-registry and nats-server included).
+test: deps fmt-check clippy unit
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+unit:
+	cargo test --workspace --locked --no-fail-fast
+
+fmt:
+	cargo fmt --all

@@ -1,0 +1,18 @@
+//! Subcommands.
+
+mod config;
+
+use std::process::ExitCode;
+
+use crate::cli::{Command, ConfigCommand};
+
+/// Exit status for configuration errors found by a check.
+pub const EXIT_INVALID: u8 = 1;
+/// Exit status for usage errors and paths that cannot be read.
+pub const EXIT_USAGE: u8 = 2;
+
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Config(ConfigCommand::Check(args)) => config::check(&args),
+    }
+}
