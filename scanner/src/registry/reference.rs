@@ -1,0 +1,283 @@
+//! Image references and repositories. Parsing and Docker-style normalisation come from oci-client
+//! (`nginx` → `docker.io/library/nginx:latest`); digests are re-validated with [`Digest`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::{Digest, RegistryError};
+
+/// The registry host clients talk to for Docker Hub references (`docker.io`).
+pub const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
+
+/// A repository in a registry: `registry` is `host[:port]` as written in references (`docker.io` for
+/// Docker Hub), `name` the path (`library/nginx`, `a/b/c`).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Repository {
+    registry: String,
+    name: String,
+}
+
+impl Repository {
+    /// A repository after validating the registry host and the name (distribution's name grammar).
+    pub fn new(registry: &str, name: &str) -> Result<Self, RegistryError> {
+        validate_registry(registry)?;
+        validate_name(name).map_err(|reason| RegistryError::InvalidReference {
+            input: format!("{registry}/{name}"),
+            reason,
+        })?;
+        Ok(Repository {
+            registry: registry.to_ascii_lowercase(),
+            name: name.to_string(),
+        })
+    }
+
+    /// The registry as written in references (`docker.io`, `myacr.azurecr.io`, `127.0.0.1:5000`).
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// The host this client sends requests to (`registry-1.docker.io` for `docker.io`).
+    pub fn api_host(&self) -> &str {
+        api_host(&self.registry)
+    }
+
+    /// The repository path inside the registry.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Maps a registry as written in references to the host serving its API.
+pub fn api_host(registry: &str) -> &str {
+    match registry {
+        "docker.io" | "index.docker.io" => DOCKER_HUB_API_HOST,
+        other => other,
+    }
+}
+
+impl fmt::Display for Repository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.name)
+    }
+}
+
+impl fmt::Debug for Repository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Repository({self})")
+    }
+}
+
+/// A normalised image reference: repository plus tag and/or digest.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ImageReference {
+    repository: Repository,
+    tag: Option<String>,
+    digest: Option<Digest>,
+}
+
+impl ImageReference {
+    /// Parses and normalises a reference the way Docker does (`nginx` → `docker.io/library/nginx:latest`).
+    pub fn parse(input: &str) -> Result<Self, RegistryError> {
+        let invalid = |reason: String| RegistryError::InvalidReference {
+            input: input.to_string(),
+            reason,
+        };
+        let trimmed = input.trim();
+        if trimmed != input || input.is_empty() {
+            return Err(invalid(
+                "a reference must be non-empty without surrounding whitespace".into(),
+            ));
+        }
+        let parsed = oci_client::Reference::from_str(input).map_err(|e| {
+            invalid(format!(
+                "{e}; expected [registry/]repository[:tag][@sha256:<hex>] in lowercase"
+            ))
+        })?;
+        let digest = parsed.digest().map(Digest::parse).transpose()?;
+        let repository = Repository::new(parsed.registry(), parsed.repository())?;
+        // oci-client defaults the tag to `latest` only when there is neither tag nor digest.
+        let tag = parsed.tag().map(str::to_string);
+        Ok(ImageReference {
+            repository,
+            tag,
+            digest,
+        })
+    }
+
+    /// A reference to `digest` in `repository`.
+    pub fn with_digest(repository: Repository, digest: Digest) -> Self {
+        ImageReference {
+            repository,
+            tag: None,
+            digest: Some(digest),
+        }
+    }
+
+    /// A reference to `tag` in `repository`.
+    pub fn with_tag(repository: Repository, tag: &str) -> Result<Self, RegistryError> {
+        validate_tag(tag).map_err(|reason| RegistryError::InvalidReference {
+            input: format!("{repository}:{tag}"),
+            reason,
+        })?;
+        Ok(ImageReference {
+            repository,
+            tag: Some(tag.to_string()),
+            digest: None,
+        })
+    }
+
+    pub fn repository(&self) -> &Repository {
+        &self.repository
+    }
+
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
+    pub fn digest(&self) -> Option<&Digest> {
+        self.digest.as_ref()
+    }
+
+    /// What to put after `/manifests/`: the digest when present (it wins over the tag), else the tag.
+    pub(crate) fn manifest_reference(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => "latest".to_string(),
+        }
+    }
+}
+
+impl FromStr for ImageReference {
+    type Err = RegistryError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ImageReference::parse(s)
+    }
+}
+
+impl fmt::Display for ImageReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.repository)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ImageReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ImageReference({self})")
+    }
+}
+
+fn validate_registry(registry: &str) -> Result<(), RegistryError> {
+    let ok = !registry.is_empty()
+        && registry.len() <= 255
+        && registry
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+        && !registry.starts_with(['.', '-', ':']);
+    if ok {
+        Ok(())
+    } else {
+        Err(RegistryError::InvalidReference {
+            input: registry.to_string(),
+            reason: "a registry is host[:port] (letters, digits, '.', '-')".into(),
+        })
+    }
+}
+
+/// Distribution's repository name grammar: lowercase components separated by `/`, each
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`. Rejecting anything else also keeps URLs unambiguous.
+fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 255 {
+        return Err("a repository name has 1 to 255 characters".into());
+    }
+    for component in name.split('/') {
+        let bytes = component.as_bytes();
+        let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        let valid_chars = bytes
+            .iter()
+            .all(|&b| alnum(b) || matches!(b, b'.' | b'_' | b'-'));
+        let ends_ok =
+            bytes.first().is_some_and(|&b| alnum(b)) && bytes.last().is_some_and(|&b| alnum(b));
+        let separators_ok = !component.contains("..")
+            && !component.contains("___")
+            && !component.contains("._")
+            && !component.contains("_.")
+            && !component.contains(".-")
+            && !component.contains("-.")
+            && !component.contains("_-")
+            && !component.contains("-_");
+        if !(valid_chars && ends_ok && separators_ok) {
+            return Err(format!(
+                "repository path component {component:?} must be lowercase letters and digits, \
+                 separated by '.', '_', '__' or dashes"
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_tag(tag: &str) -> Result<(), String> {
+    let bytes = tag.as_bytes();
+    let ok = !bytes.is_empty()
+        && bytes.len() <= 128
+        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err("a tag is 1 to 128 of [A-Za-z0-9_.-] and does not start with '.' or '-'".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_style_normalisation() {
+        let r = ImageReference::parse("nginx").unwrap();
+        assert_eq!(r.to_string(), "docker.io/library/nginx:latest");
+        assert_eq!(r.repository().api_host(), DOCKER_HUB_API_HOST);
+        let r = ImageReference::parse("index.docker.io/foo/bar:1").unwrap();
+        assert_eq!(r.to_string(), "docker.io/foo/bar:1");
+    }
+
+    #[test]
+    fn digest_and_port() {
+        let d = Digest::sha256_of(b"x");
+        let r = ImageReference::parse(&format!("127.0.0.1:5000/a/b/c:v1@{d}")).unwrap();
+        assert_eq!(r.repository().registry(), "127.0.0.1:5000");
+        assert_eq!(r.repository().name(), "a/b/c");
+        assert_eq!(r.tag(), Some("v1"));
+        assert_eq!(r.digest(), Some(&d));
+        assert_eq!(r.manifest_reference(), d.to_string());
+        let r = ImageReference::parse(&format!("myacr.azurecr.io/app@{d}")).unwrap();
+        assert_eq!(r.tag(), None);
+    }
+
+    #[test]
+    fn rejects_bad_references() {
+        for bad in [
+            "",
+            " nginx",
+            "Nginx",
+            "reg.io/app@sha256:abc",
+            "reg.io/app@md5:0123",
+            "reg.io/a//b",
+        ] {
+            assert!(ImageReference::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(Repository::new("reg.io", "a/../b").is_err());
+        assert!(Repository::new("reg.io", "a/b?x=1").is_err());
+        assert!(Repository::new("reg.io", "a/b_c/d--e").is_ok());
+    }
+}
