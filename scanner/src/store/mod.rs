@@ -1,0 +1,181 @@
+//! The signed, persistent verdict store.
+//!
+//! Entries are keyed by the canonical `[namespace]registry/repository@digest` ([`VerdictKey`]) and
+//! hold a [`StoredVerdict`] (the [`VerificationResult`] with its reports, evidence and trust-config
+//! fingerprint, plus an expiry). Every value is signed with the node's [`VerdictSigner`] over key
+//! and value and checked on every read: a bad signature or an undecodable value is a
+//! [`Lookup::Miss`] and counts in `verdict_store_bad_entries_total{kind,reason}`. Lookups take the
+//! caller's current trust-configuration fingerprint, so an entry computed under another trust
+//! configuration can never come back as a hit. Writes return after sled has flushed them to disk.
+//!
+//! Next to the entries the store keeps an index from key/certificate fingerprint to subjects
+//! (updated in the same atomic batch as the entry) and a tag map (`registry/repository:tag` →
+//! digest, seen-at). The backend is sled 0.34 ([`SledStore`]) behind the [`VerdictStore`] trait;
+//! on corruption, an unknown schema or a meta record made by another verdict key, opening moves the
+//! directory aside (`<dir>.quarantined-<time>`) and starts empty — the store is a cache that is
+//! rebuilt by re-verifying.
+//!
+//! The trait is synchronous: reads take microseconds and may run on async workers; writes wait
+//! for an fsync (milliseconds), so async callers run them in `spawn_blocking` and batch with
+//! [`VerdictStore::put_many`] (concurrent writers also share fsyncs).
+
+mod codec;
+mod error;
+mod key;
+mod signer;
+mod sled_store;
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+
+pub use codec::SCHEMA_VERSION;
+pub use error::StoreError;
+pub use key::{TagKey, VerdictKey};
+pub use signer::{SignerKind, VerdictSigner};
+pub use sled_store::{OpenOutcome, SledStore, StoreOptions};
+
+use crate::report::VerificationResult;
+
+/// A verdict as stored: the result and the instant after which it must not be served.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredVerdict {
+    pub result: VerificationResult,
+    /// `None` = no bound from the evidence (only sensible for allows resting on non-expiring keys;
+    /// give denies a TTL with [`StoredVerdict::with_ttl`]).
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl StoredVerdict {
+    /// The result, expiring when its earliest evidence stops being valid.
+    pub fn new(result: VerificationResult) -> Self {
+        let expires_at = result.valid_until();
+        StoredVerdict { result, expires_at }
+    }
+
+    /// Caps the expiry at `now + ttl` (e.g. a short TTL for a definitive deny).
+    pub fn with_ttl(mut self, now: DateTime<Utc>, ttl: std::time::Duration) -> Self {
+        let cap = chrono::Duration::from_std(ttl)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        self.expires_at = Some(self.expires_at.map_or(cap, |e| e.min(cap)));
+        self
+    }
+
+    /// True from `expires_at` on.
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|e| now >= e)
+    }
+
+    /// Every key/certificate fingerprint the verdict rests on (the revocation index keys).
+    pub fn fingerprints(&self) -> BTreeSet<String> {
+        self.result
+            .evidence
+            .iter()
+            .flat_map(|e| e.fingerprints.iter().cloned())
+            .collect()
+    }
+}
+
+/// The answer of [`VerdictStore::get`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    /// A verdict with a valid signature, unexpired, computed under the current trust configuration.
+    Hit(StoredVerdict),
+    Miss(MissReason),
+}
+
+/// Why a lookup found nothing servable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MissReason {
+    Absent,
+    Expired,
+    /// The entry's signature does not match (tampered, moved to another key, or another verdict key).
+    BadSignature,
+    /// The signature matched but the value is not a verdict of this schema.
+    Corrupt,
+    /// The entry was computed under a different trust configuration.
+    OtherTrustConfig,
+}
+
+impl MissReason {
+    /// Label value for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MissReason::Absent => "absent",
+            MissReason::Expired => "expired",
+            MissReason::BadSignature => "bad_signature",
+            MissReason::Corrupt => "corrupt",
+            MissReason::OtherTrustConfig => "other_trust_config",
+        }
+    }
+}
+
+/// A tag-map entry: the digest a tag pointed to when it was last seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagEntry {
+    pub digest: String,
+    pub seen_at: DateTime<Utc>,
+}
+
+/// One entry as found by [`VerdictStore::iter_all`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEntry {
+    /// The subject. Always set for a valid entry; for a bad one, set when its payload still names
+    /// a subject consistent with where it is stored (so it can be re-verified), else `None`.
+    pub key: Option<VerdictKey>,
+    pub verdict: Result<StoredVerdict, MissReason>,
+}
+
+/// Iterator over every stored verdict.
+pub type EntryIter<'a> = Box<dyn Iterator<Item = Result<StoredEntry, StoreError>> + Send + 'a>;
+
+/// The verdict store. Implementations check signatures on every read and make writes durable
+/// before returning.
+pub trait VerdictStore: Send + Sync {
+    /// The verdict for `key` if it is valid, unexpired at `now` and was computed under
+    /// `trust_config_fingerprint`; otherwise the reason it is a miss. `Err` only for backend failures.
+    fn get(
+        &self,
+        key: &VerdictKey,
+        trust_config_fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Lookup, StoreError>;
+
+    /// Stores the verdicts (replacing earlier ones and their index entries) and returns once they
+    /// are on disk. Each entry is atomic with its index entries; the batch as a whole is not.
+    fn put_many(&self, entries: &[(VerdictKey, StoredVerdict)]) -> Result<(), StoreError>;
+
+    /// Stores one verdict durably (see [`VerdictStore::put_many`]).
+    fn put(&self, key: &VerdictKey, verdict: &StoredVerdict) -> Result<(), StoreError> {
+        self.put_many(&[(key.clone(), verdict.clone())])
+    }
+
+    /// Removes the verdict for `key` durably; true if there was one.
+    fn remove(&self, key: &VerdictKey) -> Result<bool, StoreError>;
+
+    /// The subjects whose stored verdict rests on `fingerprint` (valid entries only).
+    fn subjects_for_fingerprint(&self, fingerprint: &str) -> Result<Vec<VerdictKey>, StoreError>;
+
+    /// Durably removes every verdict resting on `fingerprint` and returns their keys (for
+    /// re-verification); the count is the length.
+    fn revoke_fingerprint(&self, fingerprint: &str) -> Result<Vec<VerdictKey>, StoreError>;
+
+    /// Records durably that `tag` pointed to `digest` at `seen_at`.
+    fn tag_put(&self, tag: &TagKey, digest: &str, seen_at: DateTime<Utc>)
+    -> Result<(), StoreError>;
+
+    /// The last digest recorded for `tag`; `None` if absent or if the entry fails its signature.
+    fn tag_get(&self, tag: &TagKey) -> Result<Option<TagEntry>, StoreError>;
+
+    /// Every stored verdict, each checked (for revalidation); the order is unspecified.
+    fn iter_all(&self) -> EntryIter<'_>;
+
+    /// Number of stored verdicts.
+    fn len(&self) -> u64;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
