@@ -36,6 +36,112 @@ pub enum Command {
     /// Work with Ratify configuration resources (Store, Verifier, KeyManagementProvider, Policy).
     #[command(subcommand)]
     Config(ConfigCommand),
+
+    /// Verify one image's signatures now, against the registry, under the given configuration.
+    ///
+    /// Exit status: 0 when the image is allowed, 1 when it is denied, 2 when no verdict could be
+    /// reached (unreadable configuration, registry unreachable or throttled, bad reference).
+    Verify(VerifyArgs),
+
+    /// Serve Gatekeeper's external-data API (Ratify-compatible) from the signed verdict store,
+    /// verifying misses inline.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The image, e.g. `myregistry.azurecr.io/app:v1` or `...@sha256:<hex>` (tags are resolved).
+    #[arg(env = "VERDICT_IMAGE")]
+    pub image: String,
+
+    /// Ratify configuration: a YAML file or a directory of them (Store, Verifier,
+    /// KeyManagementProvider, Policy).
+    #[arg(long, short = 'c', env = "VERDICT_CONFIG")]
+    pub config: PathBuf,
+
+    /// Output: a table for people, or Ratify's v1 external-data value as JSON.
+    #[arg(long, short = 'o', env = "VERDICT_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// How registries are reached (shared by `verify` and `serve`).
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// Registries to reach over plain HTTP (`host:port` or `host`); repeat or comma-separate.
+    /// A Store with `useHttp: true` means every registry.
+    #[arg(long, env = "VERDICT_PLAIN_HTTP", value_delimiter = ',')]
+    pub plain_http: Vec<String>,
+
+    /// Docker config file with registry credentials (`config.json` or a Kubernetes
+    /// `.dockerconfigjson`); default `$DOCKER_CONFIG/config.json` or `~/.docker/config.json` if present.
+    #[arg(long, env = "VERDICT_DOCKER_CONFIG")]
+    pub docker_config: Option<PathBuf>,
+
+    /// Deadline for each registry call, in seconds.
+    #[arg(long, env = "VERDICT_REGISTRY_TIMEOUT_SECS", default_value_t = 10)]
+    pub registry_timeout_secs: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Ratify configuration: a YAML file or a directory of them.
+    #[arg(long, short = 'c', env = "VERDICT_CONFIG")]
+    pub config: PathBuf,
+
+    /// Where the verdict store, the verdict key and (in local mode) TLS material live.
+    #[arg(long, env = "VERDICT_DATA_DIR", default_value = "verdict-data")]
+    pub data_dir: PathBuf,
+
+    /// HTTPS address Gatekeeper calls (`/ratify/gatekeeper/v1/verify`, ...).
+    #[arg(long, env = "VERDICT_LISTEN", default_value = "0.0.0.0:6001")]
+    pub listen: std::net::SocketAddr,
+
+    /// Plain-HTTP address for `/healthz`, `/readyz` and `/metrics`.
+    #[arg(long, env = "VERDICT_OPS_LISTEN", default_value = "0.0.0.0:9099")]
+    pub ops_listen: std::net::SocketAddr,
+
+    /// Server certificate chain (PEM), reloaded when the file changes. Without --tls-cert and
+    /// --tls-key, a local CA and certificate for localhost are generated under the data
+    /// directory (`tls/ca.crt` is the CA to trust).
+    #[arg(long, env = "VERDICT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Server private key (PEM), reloaded when the file changes.
+    #[arg(long, env = "VERDICT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA certificate(s) (PEM) of Gatekeeper's client certificate: when set, clients must present
+    /// a certificate it issued (mTLS). Reloaded when the file changes.
+    #[arg(long, env = "VERDICT_CLIENT_CA")]
+    pub client_ca: Option<PathBuf>,
+
+    /// File holding the node's verdict-signing key (a mounted Kubernetes secret in a cluster);
+    /// generated on first run when absent. Default: `<data-dir>/verdict.key`.
+    #[arg(long, env = "VERDICT_KEY_FILE")]
+    pub verdict_key: Option<PathBuf>,
+
+    /// Deadline for answering a cache miss by verifying inline, in milliseconds; keep it below the
+    /// Gatekeeper Provider timeout.
+    #[arg(long, env = "VERDICT_VERIFY_DEADLINE_MS", default_value_t = 2800)]
+    pub verify_deadline_ms: u64,
+
+    /// Most keys accepted in one request.
+    #[arg(long, env = "VERDICT_MAX_REQUEST_KEYS", default_value_t = 1000)]
+    pub max_request_keys: usize,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "VERDICT_MAX_REQUEST_BYTES", default_value_t = 1024 * 1024)]
+    pub max_request_bytes: usize,
+
+    /// How long a definitive deny is served from the store before it is verified again, in seconds.
+    #[arg(long, env = "VERDICT_DENY_TTL_SECS", default_value_t = 30)]
+    pub deny_ttl_secs: u64,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,7 +198,9 @@ mod tests {
     fn config_check_parses_path_and_output() {
         let cli =
             Cli::try_parse_from(["verdict", "config", "check", "dir", "--output", "json"]).unwrap();
-        let Command::Config(ConfigCommand::Check(args)) = cli.command;
+        let Command::Config(ConfigCommand::Check(args)) = cli.command else {
+            panic!("expected config check");
+        };
         assert_eq!(args.path, PathBuf::from("dir"));
         assert_eq!(args.output, OutputFormat::Json);
     }

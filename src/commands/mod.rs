@@ -1,6 +1,9 @@
 //! Subcommands.
 
 mod config;
+mod registry;
+mod serve;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -14,5 +17,7 @@ pub const EXIT_USAGE: u8 = 2;
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Config(ConfigCommand::Check(args)) => config::check(&args),
+        Command::Verify(args) => verify::run(&args),
+        Command::Serve(args) => serve::run(&args),
     }
 }

@@ -1,0 +1,67 @@
+//! What `verify` and `serve` share: loading the trust configuration and building the registry
+//! client from flags and the Store resource.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use verdict_scanner::registry::{
+    Anonymous, AuthProvider, DockerConfig, RegistryClient, RegistryConfig,
+};
+use verdict_scanner::trust::TrustConfig;
+
+use crate::cli::RegistryArgs;
+
+/// Loads Ratify resources and builds the trust configuration; any configuration error is fatal
+/// (fail closed: a half-understood configuration must not verify anything).
+pub fn load_trust(path: &Path) -> anyhow::Result<TrustConfig> {
+    let report = verdict_crds::load_path(path)
+        .with_context(|| format!("cannot read the configuration {}", path.display()))?;
+    for d in &report.diagnostics {
+        if d.is_error() {
+            eprintln!("{d}");
+        } else {
+            tracing::warn!("{d}");
+        }
+    }
+    if report.has_errors() {
+        bail!(
+            "the configuration has {} error(s); `verdict config check {}` lists them all",
+            report.error_count(),
+            path.display()
+        );
+    }
+    TrustConfig::from_resources(report.valid_resources().map(|l| &l.resource))
+        .context("cannot build the trust configuration")
+}
+
+pub fn client(args: &RegistryArgs, trust: &TrustConfig) -> anyhow::Result<RegistryClient> {
+    let mut plain_http = args.plain_http.clone();
+    if trust.store.use_http {
+        plain_http.push("*".into());
+    }
+    RegistryClient::new(
+        RegistryConfig {
+            plain_http_registries: plain_http,
+            request_timeout: Duration::from_secs(args.registry_timeout_secs),
+            ..Default::default()
+        },
+        auth_provider(args)?,
+    )
+    .context("cannot set up the registry client")
+}
+
+fn auth_provider(args: &RegistryArgs) -> anyhow::Result<Arc<dyn AuthProvider>> {
+    let path = match &args.docker_config {
+        Some(p) => Some(p.clone()),
+        None => DockerConfig::default_path().filter(|p| p.is_file()),
+    };
+    Ok(match path {
+        Some(p) => Arc::new(
+            DockerConfig::from_file(&p)
+                .with_context(|| format!("cannot read registry credentials {}", p.display()))?,
+        ),
+        None => Arc::new(Anonymous),
+    })
+}
