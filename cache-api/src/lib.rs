@@ -1,0 +1,31 @@
+//! Verdict's Gatekeeper external-data API: Ratify-compatible `verify` (v1 and v2 value shapes) and
+//! `mutate` (tag → digest) over HTTPS (TLS 1.3, optional mTLS, certificates hot-reloaded), plus
+//! `/healthz`, `/readyz` and `/metrics` on a separate plain-HTTP port.
+//!
+//! - [`wire`]: the Gatekeeper envelope, request limits, key parsing (`[namespace]` prefix, Docker
+//!   normalisation, dedupe) and the one builder of `ProviderResponse`.
+//! - [`service`]: [`VerdictService`], the lookup core: cache hit, or inline verification with a
+//!   deadline, single-flight, bounded concurrency and deny-only negative caching.
+//! - [`tls`]: rustls server configuration (aws-lc-rs, TLS 1.3 only) reloaded from PEM files.
+//! - [`ops`]: health, readiness and Prometheus metrics.
+//! - [`server`]: [`CacheApi`], binding both listeners and serving until cancelled.
+
+pub mod adapters;
+pub mod config;
+pub mod error;
+mod flight;
+pub mod metrics;
+pub mod ops;
+pub mod server;
+pub mod service;
+pub mod tls;
+pub mod wire;
+
+pub use config::{Config, RegistryRateLimit, ServiceConfig, TlsSettings};
+pub use error::CacheApiError;
+pub use ops::{Ops, Readiness};
+pub use server::CacheApi;
+pub use service::{
+    CacheError, Endpoint, InlineVerifier, KeyFailure, MemoryVerdictCache, ResolveError, SubjectKey,
+    TagResolver, VerdictCache, VerdictService, VerifyError,
+};

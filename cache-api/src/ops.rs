@@ -1,0 +1,139 @@
+//! The plain-HTTP operations port: `/healthz` (the process answers), `/readyz` (every readiness
+//! condition is met) and `/metrics` (Prometheus text format).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::CacheApiError;
+
+/// Named readiness conditions (e.g. `store`, `config`, `cache_api`); ready when all are met.
+/// Cheap to clone; every clone shares the conditions.
+#[derive(Clone, Default, Debug)]
+pub struct Readiness {
+    conditions: Arc<Mutex<BTreeMap<String, bool>>>,
+}
+
+impl Readiness {
+    /// Readiness with the given conditions, none met yet.
+    pub fn new(conditions: &[&str]) -> Self {
+        let r = Readiness::default();
+        for c in conditions {
+            r.set(c, false);
+        }
+        r
+    }
+
+    /// Sets (or adds) a condition.
+    pub fn set(&self, condition: &str, met: bool) {
+        self.lock().insert(condition.to_owned(), met);
+    }
+
+    /// Conditions not met yet, in name order.
+    pub fn pending(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, met)| !**met)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// True when at least one condition is registered and all are met.
+    pub fn is_ready(&self) -> bool {
+        let c = self.lock();
+        !c.is_empty() && c.values().all(|met| *met)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, bool>> {
+        self.conditions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What the operations port serves.
+#[derive(Clone)]
+pub struct Ops {
+    pub readiness: Readiness,
+    pub metrics: PrometheusHandle,
+}
+
+impl Ops {
+    pub fn new(readiness: Readiness, metrics: PrometheusHandle) -> Self {
+        Ops { readiness, metrics }
+    }
+}
+
+/// The operations router.
+pub fn router(ops: Ops) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(ops)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(ops): State<Ops>) -> Response {
+    if ops.readiness.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        let pending = ops.readiness.pending();
+        let body = if pending.is_empty() {
+            "not ready: no readiness conditions registered\n".to_string()
+        } else {
+            format!("not ready: waiting for {}\n", pending.join(", "))
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    }
+}
+
+async fn metrics_text(State(ops): State<Ops>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        ops.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Serves the operations router until `cancel`, draining histogram buckets every few seconds
+/// (the exporter needs upkeep when it is not installed with its own HTTP listener).
+pub async fn serve(
+    listener: TcpListener,
+    ops: Ops,
+    cancel: CancellationToken,
+) -> Result<(), CacheApiError> {
+    let handle = ops.metrics.clone();
+    let upkeep_cancel = cancel.clone();
+    let upkeep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = upkeep_cancel.cancelled() => break,
+                _ = tick.tick() => handle.run_upkeep(),
+            }
+        }
+    });
+    let result = axum::serve(listener, router(ops))
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await
+        .map_err(|e| CacheApiError::Serve {
+            what: "operations",
+            reason: e.to_string(),
+        });
+    upkeep.abort();
+    result
+}

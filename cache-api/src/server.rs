@@ -1,0 +1,373 @@
+//! The HTTPS listener for Gatekeeper and the operations listener.
+//!
+//! TLS is accepted by our own loop (tokio-rustls + hyper's HTTP/1.1 and HTTP/2 connection
+//! builders, chosen by ALPN) rather than axum-server: it is the same stack a bare hyper server
+//! uses, so the only per-request overhead on top of it is axum's routing and our handler (the
+//! benchmark compares against exactly that); the `ServerConfig` for each new connection comes
+//! from [`TlsReloader`] (hot reload without restarting the listener); and we keep control of the
+//! handshake timeout, the connection limit and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::routing::post;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::error::CacheApiError;
+use crate::metrics as m;
+use crate::ops::{self, Ops};
+use crate::service::{Endpoint, VerdictService};
+use crate::tls::TlsReloader;
+use crate::wire::{ProviderResponse, RequestError};
+
+/// The readiness condition this server sets while it accepts connections.
+pub const READINESS_CONDITION: &str = "cache_api";
+
+/// Paths of the four external-data endpoints (Ratify's).
+pub const PATH_V1_VERIFY: &str = "/ratify/gatekeeper/v1/verify";
+pub const PATH_V2_VERIFY: &str = "/ratify/gatekeeper/v2/verify";
+pub const PATH_V1_MUTATE: &str = "/ratify/gatekeeper/v1/mutate";
+pub const PATH_V2_MUTATE: &str = "/ratify/gatekeeper/v2/mutate";
+
+/// Bodies over the limit are still read (and discarded) up to this size so the client receives
+/// the `systemError` answer instead of a reset; larger ones get the answer and a closed connection.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Both listeners, bound and ready to [`run`](CacheApi::run).
+pub struct CacheApi {
+    config: Config,
+    service: VerdictService,
+    ops: Ops,
+    tls: Arc<TlsReloader>,
+    listener: TcpListener,
+    ops_listener: TcpListener,
+    local_addr: SocketAddr,
+    ops_addr: SocketAddr,
+}
+
+impl CacheApi {
+    /// Loads TLS and binds both listeners (port 0 picks a free port; see [`CacheApi::local_addr`]).
+    pub async fn bind(
+        config: Config,
+        service: VerdictService,
+        ops: Ops,
+    ) -> Result<Self, CacheApiError> {
+        config.validate()?;
+        ops.readiness.set(READINESS_CONDITION, false);
+        let tls = TlsReloader::load(&config.tls)?;
+        let bind = |what: &'static str, addr: SocketAddr| async move {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|source| CacheApiError::Bind { what, addr, source })?;
+            let local =
+                l.local_addr()
+                    .map_err(|source| CacheApiError::Bind { what, addr, source })?;
+            Ok::<_, CacheApiError>((l, local))
+        };
+        let (listener, local_addr) = bind("HTTPS", config.listen).await?;
+        let (ops_listener, ops_addr) = bind("operations", config.ops_listen).await?;
+        Ok(CacheApi {
+            config,
+            service,
+            ops,
+            tls,
+            listener,
+            ops_listener,
+            local_addr,
+            ops_addr,
+        })
+    }
+
+    /// Binds and serves until `cancel` (see [`CacheApi::bind`] and [`CacheApi::run`]).
+    pub async fn serve(
+        config: Config,
+        service: VerdictService,
+        ops: Ops,
+        cancel: CancellationToken,
+    ) -> Result<(), CacheApiError> {
+        Self::bind(config, service, ops).await?.run(cancel).await
+    }
+
+    /// The bound HTTPS address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The bound operations address.
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops_addr
+    }
+
+    /// The TLS configuration source (e.g. to force a reload check).
+    pub fn tls(&self) -> Arc<TlsReloader> {
+        Arc::clone(&self.tls)
+    }
+
+    /// Serves both listeners and reloads TLS files until `cancel`; then stops accepting, lets
+    /// open requests finish for up to `shutdown_grace`, and returns.
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), CacheApiError> {
+        let CacheApi {
+            config,
+            service,
+            ops,
+            tls,
+            listener,
+            ops_listener,
+            local_addr,
+            ops_addr,
+        } = self;
+        let reloader = Arc::clone(&tls).spawn(cancel.child_token());
+        let readiness = ops.readiness.clone();
+        let ops_task = tokio::spawn(ops::serve(ops_listener, ops, cancel.child_token()));
+        info!(%local_addr, %ops_addr, mtls = config.tls.client_ca_path.is_some(), "cache API listening");
+        readiness.set(READINESS_CONDITION, true);
+        let router = router(service, &config);
+        accept_loop(listener, tls, router, &config, &cancel).await;
+        readiness.set(READINESS_CONDITION, false);
+        let _ = reloader.await;
+        match ops_task.await {
+            Ok(r) => r,
+            Err(e) => Err(CacheApiError::Serve {
+                what: "operations",
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    service: VerdictService,
+    max_body_bytes: usize,
+    body_read_timeout: Duration,
+}
+
+/// The external-data router (without TLS; useful for in-process tests and benchmarks).
+pub fn router(service: VerdictService, config: &Config) -> Router {
+    let state = AppState {
+        service,
+        max_body_bytes: config.max_body_bytes,
+        body_read_timeout: config.body_read_timeout,
+    };
+    Router::new()
+        .route(PATH_V1_VERIFY, post(verify_v1))
+        .route(PATH_V2_VERIFY, post(verify_v2))
+        .route(PATH_V1_MUTATE, post(mutate_v1))
+        .route(PATH_V2_MUTATE, post(mutate_v2))
+        .fallback(unknown_path)
+        .method_not_allowed_fallback(wrong_method)
+        .with_state(state)
+}
+
+async fn verify_v1(State(s): State<AppState>, req: Request) -> Response {
+    external_data(s, Endpoint::VerifyV1, req).await
+}
+
+async fn verify_v2(State(s): State<AppState>, req: Request) -> Response {
+    external_data(s, Endpoint::VerifyV2, req).await
+}
+
+async fn mutate_v1(State(s): State<AppState>, req: Request) -> Response {
+    external_data(s, Endpoint::MutateV1, req).await
+}
+
+async fn mutate_v2(State(s): State<AppState>, req: Request) -> Response {
+    external_data(s, Endpoint::MutateV2, req).await
+}
+
+/// Extract the body, call the service, answer HTTP 200 with its `ProviderResponse`.
+async fn external_data(state: AppState, endpoint: Endpoint, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = read_body(
+        &parts.headers,
+        body,
+        state.max_body_bytes,
+        state.body_read_timeout,
+    )
+    .await;
+    let answer = state.service.handle(endpoint, body).await;
+    json(StatusCode::OK, &answer)
+}
+
+async fn unknown_path(req: Request) -> Response {
+    let answer = ProviderResponse::system_error(
+        format!(
+            "no external-data endpoint at {}; set the Provider's spec.url to one of {PATH_V1_VERIFY}, {PATH_V2_VERIFY}, {PATH_V1_MUTATE}, {PATH_V2_MUTATE}",
+            req.uri().path()
+        ),
+        false,
+    );
+    json(StatusCode::NOT_FOUND, &answer)
+}
+
+async fn wrong_method(req: Request) -> Response {
+    let answer = ProviderResponse::system_error(
+        format!(
+            "{} is not allowed on {}; Gatekeeper sends POST with a ProviderRequest body",
+            req.method(),
+            req.uri().path()
+        ),
+        false,
+    );
+    json(StatusCode::METHOD_NOT_ALLOWED, &answer)
+}
+
+fn json(status: StatusCode, answer: &ProviderResponse) -> Response {
+    let mut response = Response::new(Body::from(answer.to_json()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Reads at most `limit` bytes within `read_timeout`; a larger body is drained (up to
+/// [`DRAIN_LIMIT`]) and refused.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    read_timeout: Duration,
+) -> Result<Bytes, RequestError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared.filter(|len| *len > DRAIN_LIMIT) {
+        return Err(RequestError::TooLarge {
+            limit,
+            size: Some(len),
+        });
+    }
+    let read = async {
+        let mut body = body;
+        let mut first: Option<Bytes> = None;
+        let mut buf = BytesMut::new();
+        let mut total: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| RequestError::Read(e.to_string()))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            total += data.len() as u64;
+            if total > limit as u64 {
+                if total > DRAIN_LIMIT {
+                    break;
+                }
+                continue;
+            }
+            // The common single-chunk body is kept without copying.
+            match first.take() {
+                None if buf.is_empty() => first = Some(data),
+                None => buf.extend_from_slice(&data),
+                Some(f) => {
+                    buf.extend_from_slice(&f);
+                    buf.extend_from_slice(&data);
+                }
+            }
+        }
+        if total > limit as u64 {
+            return Err(RequestError::TooLarge {
+                limit,
+                size: Some(total),
+            });
+        }
+        Ok(first.unwrap_or_else(|| buf.freeze()))
+    };
+    tokio::time::timeout(read_timeout, read)
+        .await
+        .unwrap_or(Err(RequestError::ReadTimeout(read_timeout)))
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Arc<TlsReloader>,
+    router: Router,
+    config: &Config,
+    cancel: &CancellationToken,
+) {
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .keep_alive(true);
+    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    http2.timer(TokioTimer::new());
+    let handshake_timeout = config.tls.handshake_timeout;
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            metrics::counter!(m::CONNECTIONS_REJECTED).increment(1);
+            debug!(%peer, "closing connection: max_connections reached");
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = TlsAcceptor::from(tls.current());
+        let watcher = graceful.watcher();
+        let service = TowerToHyperService::new(router.clone());
+        let (http1, http2) = (http1.clone(), http2.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    metrics::counter!(m::TLS_HANDSHAKE_FAILURES).increment(1);
+                    debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    metrics::counter!(m::TLS_HANDSHAKE_FAILURES).increment(1);
+                    debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+            let io = TokioIo::new(stream);
+            let served = if h2 {
+                watcher.watch(http2.serve_connection(io, service)).await
+            } else {
+                watcher.watch(http1.serve_connection(io, service)).await
+            };
+            if let Err(e) = served {
+                debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!(grace = ?config.shutdown_grace, "connections still open after the shutdown grace period; closing them");
+    }
+}

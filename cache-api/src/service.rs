@@ -1,0 +1,892 @@
+//! The lookup core behind the endpoints: answer each key from the verdict cache, or verify it
+//! inline within the request's deadline.
+//!
+//! Miss path, per distinct subject `(namespace, repository@digest)`:
+//! - tags are first resolved to a digest ([`TagResolver`]); verdicts belong to digests;
+//! - single-flight: concurrent misses for one subject share one verification;
+//! - bounded: at most `max_concurrent_verifications` run at once, at most
+//!   `max_pending_verifications` subjects wait, beyond that `VERIFIER_BUSY` at once;
+//! - the verification runs in its own task with `verification_timeout` and outlives the request,
+//!   so a request that ran out of time (`VERIFY_TIMEOUT`, fail closed) leaves a verdict behind
+//!   for the next one;
+//! - allows are cached until their evidence expires, definitive denies for `deny_ttl`, transient
+//!   failures never (they become `REGISTRY_UNAVAILABLE` / `VERIFY_UNAVAILABLE` item errors).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tracing::{Instrument, debug, info_span, warn};
+use verdict_scanner::registry::{Digest, ImageReference, RegistryError, Repository};
+use verdict_scanner::report::VerificationResult;
+
+use crate::config::ServiceConfig;
+use crate::error::CacheApiError;
+use crate::flight::{self, Flights, Join, WaitError};
+use crate::metrics as m;
+use crate::wire::{self, Item, KeyPlan, ProviderResponse, RequestError};
+
+/// The subject a verdict belongs to: a manifest digest in a repository, optionally under a
+/// namespace (`[ns]` key prefix). Displays as `[ns]registry/repository@digest`, the verdict
+/// store's canonical key form.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SubjectKey {
+    namespace: Option<String>,
+    repository: Repository,
+    digest: Digest,
+}
+
+impl SubjectKey {
+    /// `namespace` must be a Kubernetes namespace name (the wire layer checks key prefixes).
+    pub fn new(namespace: Option<String>, repository: Repository, digest: Digest) -> Self {
+        SubjectKey {
+            namespace,
+            repository,
+            digest,
+        }
+    }
+
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    pub fn repository(&self) -> &Repository {
+        &self.repository
+    }
+
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// `registry/repository@digest` (no tag, no namespace).
+    pub fn reference(&self) -> ImageReference {
+        ImageReference::with_digest(self.repository.clone(), self.digest.clone())
+    }
+}
+
+impl fmt::Display for SubjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(ns) = &self.namespace {
+            write!(f, "[{ns}]")?;
+        }
+        write!(f, "{}@{}", self.repository, self.digest)
+    }
+}
+
+impl fmt::Debug for SubjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SubjectKey({self})")
+    }
+}
+
+/// A verdict-cache backend failure. Lookups treat it as a miss (the subject is verified inline).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    #[error("verdict cache backend failed: {0}")]
+    Backend(String),
+}
+
+impl CacheError {
+    /// Backend failures (I/O, a store being reopened) may pass.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CacheError::Backend(_) => true,
+        }
+    }
+}
+
+/// Where verdicts are looked up and stored. Implementations must only return verdicts valid at
+/// `now` under the current trust configuration (the sled store's adapter checks signatures and
+/// the trust-configuration fingerprint). Calls are synchronous: reads are expected to take
+/// microseconds; `put` is run on the blocking pool.
+pub trait VerdictCache: Send + Sync {
+    fn get(
+        &self,
+        key: &SubjectKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<VerificationResult>, CacheError>;
+
+    /// Stores `result`, to be served until `expires_at` (`None`: no bound from this crate).
+    fn put(
+        &self,
+        key: &SubjectKey,
+        result: &VerificationResult,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<(), CacheError>;
+}
+
+type MemoryEntries = HashMap<SubjectKey, (VerificationResult, Option<DateTime<Utc>>)>;
+
+/// An in-process [`VerdictCache`] (tests, and single-node use without a persistent store).
+/// Expired entries are dropped when read.
+#[derive(Default)]
+pub struct MemoryVerdictCache {
+    entries: Mutex<MemoryEntries>,
+}
+
+impl MemoryVerdictCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryEntries> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of stored entries (expired ones included until read).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes the entry for `key`; true if there was one.
+    pub fn remove(&self, key: &SubjectKey) -> bool {
+        self.lock().remove(key).is_some()
+    }
+
+    /// The stored expiry of `key`, if it has an entry.
+    pub fn expiry(&self, key: &SubjectKey) -> Option<Option<DateTime<Utc>>> {
+        self.lock().get(key).map(|(_, e)| *e)
+    }
+}
+
+impl VerdictCache for MemoryVerdictCache {
+    fn get(
+        &self,
+        key: &SubjectKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<VerificationResult>, CacheError> {
+        let mut entries = self.lock();
+        match entries.get(key) {
+            Some((_, Some(expires))) if now >= *expires => {
+                entries.remove(key);
+                Ok(None)
+            }
+            Some((result, _)) => Ok(Some(result.clone())),
+            None => Ok(None),
+        }
+    }
+
+    fn put(
+        &self,
+        key: &SubjectKey,
+        result: &VerificationResult,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<(), CacheError> {
+        self.lock()
+            .insert(key.clone(), (result.clone(), expires_at));
+        Ok(())
+    }
+}
+
+/// Why an inline verification produced no verdict.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The registry could not be reached, throttled, or failed; a retry may succeed.
+    #[error("{0}")]
+    RegistryUnavailable(String),
+    /// Another dependency (Key Vault, the store) failed; a retry may succeed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Verification cannot succeed as asked (manifest not found, malformed content, ...).
+    /// An image that is merely unsigned or badly signed is not an error: it is a deny result.
+    #[error("{0}")]
+    Definitive(String),
+}
+
+impl VerifyError {
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            VerifyError::RegistryUnavailable(_) | VerifyError::Unavailable(_)
+        )
+    }
+}
+
+impl From<RegistryError> for VerifyError {
+    fn from(e: RegistryError) -> Self {
+        if e.is_transient() {
+            VerifyError::RegistryUnavailable(e.to_string())
+        } else {
+            VerifyError::Definitive(e.to_string())
+        }
+    }
+}
+
+/// Why a tag could not be resolved to a digest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// The registry says the tag (or repository) does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The registry could not be reached, throttled, or failed; a retry may succeed.
+    #[error("{0}")]
+    RegistryUnavailable(String),
+    /// Any other failure that a retry will not fix.
+    #[error("{0}")]
+    Definitive(String),
+}
+
+impl ResolveError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ResolveError::RegistryUnavailable(_))
+    }
+}
+
+impl From<RegistryError> for ResolveError {
+    fn from(e: RegistryError) -> Self {
+        if e.is_not_found() {
+            ResolveError::NotFound(e.to_string())
+        } else if e.is_transient() {
+            ResolveError::RegistryUnavailable(e.to_string())
+        } else {
+            ResolveError::Definitive(e.to_string())
+        }
+    }
+}
+
+/// Verifies a subject on a cache miss (the scanner's pipeline: referrers, Notation/Cosign, policy).
+#[async_trait]
+pub trait InlineVerifier: Send + Sync {
+    /// `reference` always carries a digest (tags are resolved before). Unsigned or badly signed
+    /// images are `Ok` with `is_success == false`; `Err` is for "could not decide".
+    async fn verify(
+        &self,
+        namespace: Option<&str>,
+        reference: &ImageReference,
+    ) -> Result<VerificationResult, VerifyError>;
+}
+
+/// Resolves tags to manifest digests (the tag map with a bounded TTL, then a registry HEAD).
+#[async_trait]
+pub trait TagResolver: Send + Sync {
+    /// `reference` has a tag and no digest.
+    async fn resolve(
+        &self,
+        namespace: Option<&str>,
+        reference: &ImageReference,
+    ) -> Result<Digest, ResolveError>;
+}
+
+/// A per-key failure, answered as that item's `error` (`CODE: message`, Ratify style).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyFailure {
+    #[error("INVALID_KEY: {0}")]
+    InvalidKey(String),
+    #[error("TAG_NOT_FOUND: {0}")]
+    TagNotFound(String),
+    #[error("RESOLVE_FAILED: {0}")]
+    ResolveFailed(String),
+    #[error("REGISTRY_UNAVAILABLE: {0}")]
+    RegistryUnavailable(String),
+    #[error("VERIFY_UNAVAILABLE: {0}")]
+    VerifyUnavailable(String),
+    #[error("VERIFY_FAILED: {0}")]
+    VerifyFailed(String),
+    #[error("VERIFY_TIMEOUT: {0}")]
+    Timeout(String),
+    #[error("VERIFIER_BUSY: {0}")]
+    Busy(String),
+    #[error("INTERNAL: {0}")]
+    Internal(String),
+}
+
+impl KeyFailure {
+    /// The code before the colon (metric label).
+    pub fn code(&self) -> &'static str {
+        match self {
+            KeyFailure::InvalidKey(_) => "INVALID_KEY",
+            KeyFailure::TagNotFound(_) => "TAG_NOT_FOUND",
+            KeyFailure::ResolveFailed(_) => "RESOLVE_FAILED",
+            KeyFailure::RegistryUnavailable(_) => "REGISTRY_UNAVAILABLE",
+            KeyFailure::VerifyUnavailable(_) => "VERIFY_UNAVAILABLE",
+            KeyFailure::VerifyFailed(_) => "VERIFY_FAILED",
+            KeyFailure::Timeout(_) => "VERIFY_TIMEOUT",
+            KeyFailure::Busy(_) => "VERIFIER_BUSY",
+            KeyFailure::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// True when asking again later may give a verdict.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            KeyFailure::RegistryUnavailable(_)
+                | KeyFailure::VerifyUnavailable(_)
+                | KeyFailure::Timeout(_)
+                | KeyFailure::Busy(_)
+                | KeyFailure::Internal(_)
+        )
+    }
+}
+
+impl From<VerifyError> for KeyFailure {
+    fn from(e: VerifyError) -> Self {
+        match e {
+            VerifyError::RegistryUnavailable(m) => KeyFailure::RegistryUnavailable(m),
+            VerifyError::Unavailable(m) => KeyFailure::VerifyUnavailable(m),
+            VerifyError::Definitive(m) => KeyFailure::VerifyFailed(m),
+        }
+    }
+}
+
+impl From<ResolveError> for KeyFailure {
+    fn from(e: ResolveError) -> Self {
+        match e {
+            ResolveError::NotFound(m) => KeyFailure::TagNotFound(m),
+            ResolveError::RegistryUnavailable(m) => KeyFailure::RegistryUnavailable(m),
+            ResolveError::Definitive(m) => KeyFailure::ResolveFailed(m),
+        }
+    }
+}
+
+/// The four Gatekeeper endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `/ratify/gatekeeper/v1/verify`: Ratify v1 values (`version` 0.2.0, `isSuccess`, ...).
+    VerifyV1,
+    /// `/ratify/gatekeeper/v2/verify`: Ratify v2 values (`succeeded`, `artifactReports`).
+    VerifyV2,
+    /// `/ratify/gatekeeper/v1/mutate`: tag → `repo@digest`.
+    MutateV1,
+    /// `/ratify/gatekeeper/v2/mutate`: same as v1.
+    MutateV2,
+}
+
+impl Endpoint {
+    /// The `endpoint` metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Endpoint::VerifyV1 => "v1_verify",
+            Endpoint::VerifyV2 => "v2_verify",
+            Endpoint::MutateV1 => "v1_mutate",
+            Endpoint::MutateV2 => "v2_mutate",
+        }
+    }
+
+    /// Mutation answers must say `idempotent: true` or Gatekeeper rejects them; verify says false
+    /// (as Ratify does).
+    pub fn idempotent(self) -> bool {
+        matches!(self, Endpoint::MutateV1 | Endpoint::MutateV2)
+    }
+}
+
+/// A request's time budget.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    budget: Duration,
+    setting: &'static str,
+}
+
+type VerifyOutcome = Result<VerificationResult, VerifyError>;
+type ResolveOutcome = Result<Digest, ResolveError>;
+type TagKey = (Option<String>, ImageReference);
+
+/// Answers Gatekeeper requests from the verdict cache, verifying misses inline. Cheap to clone.
+#[derive(Clone)]
+pub struct VerdictService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ServiceConfig,
+    cache: Arc<dyn VerdictCache>,
+    verifier: Arc<dyn InlineVerifier>,
+    resolver: Arc<dyn TagResolver>,
+    slots: Semaphore,
+    verifications: Arc<Flights<SubjectKey, VerifyOutcome>>,
+    resolutions: Arc<Flights<TagKey, ResolveOutcome>>,
+}
+
+impl VerdictService {
+    pub fn new(
+        config: ServiceConfig,
+        cache: Arc<dyn VerdictCache>,
+        verifier: Arc<dyn InlineVerifier>,
+        resolver: Arc<dyn TagResolver>,
+    ) -> Result<Self, CacheApiError> {
+        config.validate()?;
+        Ok(VerdictService {
+            inner: Arc::new(Inner {
+                slots: Semaphore::new(config.max_concurrent_verifications),
+                verifications: Flights::new(config.max_pending_verifications),
+                resolutions: Flights::new(config.max_pending_verifications),
+                config,
+                cache,
+                verifier,
+                resolver,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &ServiceConfig {
+        &self.inner.config
+    }
+
+    /// Answers one request body (or the reason it could not be read) for `endpoint`.
+    pub async fn handle(
+        &self,
+        endpoint: Endpoint,
+        body: Result<Bytes, RequestError>,
+    ) -> ProviderResponse {
+        let trace_id = new_trace_id();
+        let span = info_span!("external_data", endpoint = endpoint.label(), trace_id = %trace_id, keys = tracing::field::Empty);
+        async {
+            let parsed = body.and_then(|b| wire::parse_request(&b, self.inner.config.max_keys));
+            let response = match parsed {
+                Err(e) => {
+                    warn!(error = %e, "refusing external-data request");
+                    ProviderResponse::system_error(&e, endpoint.idempotent())
+                }
+                Ok(request) => {
+                    tracing::Span::current().record("keys", request.keys.len());
+                    match endpoint {
+                        Endpoint::VerifyV1 | Endpoint::VerifyV2 => {
+                            self.verify_keys(endpoint, request.keys, &trace_id).await
+                        }
+                        Endpoint::MutateV1 | Endpoint::MutateV2 => {
+                            self.mutate_keys(request.keys).await
+                        }
+                    }
+                }
+            };
+            let outcome = if !response.response.system_error.is_empty() {
+                "system_error"
+            } else if response.response.items.iter().any(|i| i.error.is_some()) {
+                "key_errors"
+            } else {
+                "ok"
+            };
+            metrics::counter!(m::REQUESTS, "endpoint" => endpoint.label(), "outcome" => outcome)
+                .increment(1);
+            response
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Verify answers for `keys` (request order, duplicates answered once).
+    pub async fn verify_keys(
+        &self,
+        endpoint: Endpoint,
+        keys: Vec<String>,
+        trace_id: &str,
+    ) -> ProviderResponse {
+        let deadline = self.deadline(self.inner.config.verify_deadline, "verify_deadline");
+        let plan = KeyPlan::new(keys);
+        let verdicts = join_all(
+            plan.subjects
+                .iter()
+                .map(|s| self.verdict_within(s.namespace.as_deref(), &s.reference, deadline)),
+        )
+        .await;
+        let now = Utc::now();
+        let mut values: Vec<Result<Value, KeyFailure>> = verdicts
+            .into_iter()
+            .zip(&plan.subjects)
+            .map(|(verdict, subject)| {
+                verdict.map(|result| {
+                    let result = presented_as(result, &subject.reference.to_string());
+                    match endpoint {
+                        Endpoint::VerifyV2 => result.ratify_v2_value(),
+                        _ => result.ratify_v1_value(trace_id, now),
+                    }
+                })
+            })
+            .collect();
+        // Each value is moved into its last item and cloned only for spelling variants.
+        let mut uses = vec![0usize; values.len()];
+        for (_, slot) in &plan.items {
+            if let Ok(i) = slot {
+                uses[*i] += 1;
+            }
+        }
+        let items = plan
+            .items
+            .into_iter()
+            .map(|(key, slot)| match slot {
+                Err(e) => failed_item(key, KeyFailure::InvalidKey(e.to_string())),
+                Ok(i) => {
+                    uses[i] -= 1;
+                    let value = if uses[i] == 0 {
+                        std::mem::replace(&mut values[i], Ok(Value::Null))
+                    } else {
+                        values[i].clone()
+                    };
+                    match value {
+                        Ok(v) => Item::value(key, v),
+                        Err(f) => failed_item(key, f),
+                    }
+                }
+            })
+            .collect();
+        ProviderResponse::items(items, endpoint.idempotent())
+    }
+
+    /// Mutate answers for `keys`: a tag becomes `registry/repository@digest` (normalised, tag
+    /// dropped); a key with a digest is answered unchanged (without its `[ns]` prefix).
+    pub async fn mutate_keys(&self, keys: Vec<String>) -> ProviderResponse {
+        let deadline = self.deadline(self.inner.config.mutate_deadline, "mutate_deadline");
+        let plan = KeyPlan::new(keys);
+        let digests = join_all(plan.subjects.iter().map(|s| async move {
+            match s.reference.digest() {
+                Some(_) => Ok(None),
+                None => self
+                    .resolve_within(s.namespace.as_deref(), &s.reference, deadline)
+                    .await
+                    .map(|d| Some(format!("{}@{}", s.reference.repository(), d))),
+            }
+        }))
+        .await;
+        let items = plan
+            .items
+            .into_iter()
+            .map(|(key, slot)| match slot {
+                Err(e) => failed_item(key, KeyFailure::InvalidKey(e.to_string())),
+                Ok(i) => match &digests[i] {
+                    Ok(Some(pinned)) => Item::value(key, Value::String(pinned.clone())),
+                    Ok(None) => {
+                        let unchanged = strip_namespace(&key).to_owned();
+                        Item::value(key, Value::String(unchanged))
+                    }
+                    Err(f) => failed_item(key, f.clone()),
+                },
+            })
+            .collect();
+        ProviderResponse::items(items, true)
+    }
+
+    /// The verdict for one subject, from the cache or verified inline, within `budget`.
+    pub async fn verdict(
+        &self,
+        namespace: Option<&str>,
+        reference: &ImageReference,
+        budget: Duration,
+    ) -> Result<VerificationResult, KeyFailure> {
+        let deadline = self.deadline(budget, "the caller's budget");
+        self.verdict_within(namespace, reference, deadline).await
+    }
+
+    fn deadline(&self, budget: Duration, setting: &'static str) -> Deadline {
+        Deadline {
+            at: Instant::now() + budget,
+            budget,
+            setting,
+        }
+    }
+
+    async fn verdict_within(
+        &self,
+        namespace: Option<&str>,
+        reference: &ImageReference,
+        deadline: Deadline,
+    ) -> Result<VerificationResult, KeyFailure> {
+        let started = Instant::now();
+        let digest = match reference.digest() {
+            Some(d) => d.clone(),
+            None => self.resolve_within(namespace, reference, deadline).await?,
+        };
+        let key = SubjectKey::new(
+            namespace.map(str::to_owned),
+            reference.repository().clone(),
+            digest,
+        );
+        if let Some(hit) = self.inner.cache_get(&key) {
+            metrics::histogram!(m::LOOKUP_DURATION, "result" => "hit")
+                .record(started.elapsed().as_secs_f64());
+            return Ok(hit);
+        }
+        let outcome = self.verify_miss(key, deadline).await;
+        metrics::histogram!(m::LOOKUP_DURATION, "result" => "miss")
+            .record(started.elapsed().as_secs_f64());
+        outcome
+    }
+
+    async fn verify_miss(
+        &self,
+        key: SubjectKey,
+        deadline: Deadline,
+    ) -> Result<VerificationResult, KeyFailure> {
+        let rx = match self.inner.verifications.join(&key) {
+            Join::Busy(n) => {
+                return Err(KeyFailure::Busy(format!(
+                    "{n} subjects are being verified or waiting; {key} was not verified. Retry shortly, or raise max_pending_verifications / max_concurrent_verifications"
+                )));
+            }
+            Join::Follower(rx) => rx,
+            Join::Leader(rx, done) => {
+                let inner = Arc::clone(&self.inner);
+                let span = info_span!("inline_verification", subject = %key);
+                tokio::spawn(inner.run_verification(key.clone(), done).instrument(span));
+                rx
+            }
+        };
+        match flight::wait(rx, deadline.at).await {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(e)) => Err(e.into()),
+            Err(WaitError::Deadline) => Err(KeyFailure::Timeout(format!(
+                "no verdict for {key} within {:?} ({}); the verification continues and a later request will find its result",
+                deadline.budget, deadline.setting
+            ))),
+            Err(WaitError::Abandoned) => Err(KeyFailure::Internal(format!(
+                "the verification of {key} ended without a result; see the server log"
+            ))),
+        }
+    }
+
+    async fn resolve_within(
+        &self,
+        namespace: Option<&str>,
+        reference: &ImageReference,
+        deadline: Deadline,
+    ) -> Result<Digest, KeyFailure> {
+        let key: TagKey = (namespace.map(str::to_owned), reference.clone());
+        let rx = match self.inner.resolutions.join(&key) {
+            Join::Busy(n) => {
+                return Err(KeyFailure::Busy(format!(
+                    "{n} tags are being resolved; {reference} was not resolved. Retry shortly, or raise max_pending_verifications"
+                )));
+            }
+            Join::Follower(rx) => rx,
+            Join::Leader(rx, done) => {
+                let inner = Arc::clone(&self.inner);
+                let span = info_span!("tag_resolution", reference = %reference);
+                tokio::spawn(inner.run_resolution(key, done).instrument(span));
+                rx
+            }
+        };
+        match flight::wait(rx, deadline.at).await {
+            Ok(Ok(digest)) => Ok(digest),
+            Ok(Err(e)) => Err(e.into()),
+            Err(WaitError::Deadline) => Err(KeyFailure::Timeout(format!(
+                "tag {reference} was not resolved to a digest within {:?} ({})",
+                deadline.budget, deadline.setting
+            ))),
+            Err(WaitError::Abandoned) => Err(KeyFailure::Internal(format!(
+                "resolving {reference} ended without a result; see the server log"
+            ))),
+        }
+    }
+}
+
+impl Inner {
+    fn cache_get(&self, key: &SubjectKey) -> Option<VerificationResult> {
+        match self.cache.get(key, Utc::now()) {
+            Ok(hit) => hit,
+            Err(e) => {
+                warn!(subject = %key, error = %e, "verdict cache read failed; verifying inline");
+                metrics::counter!(m::CACHE_ERRORS, "op" => "get").increment(1);
+                None
+            }
+        }
+    }
+
+    async fn run_verification(
+        self: Arc<Self>,
+        key: SubjectKey,
+        done: flight::Completion<SubjectKey, VerifyOutcome>,
+    ) {
+        let work = async {
+            // A flight that finished between our miss and our join may have stored the verdict.
+            if let Some(hit) = self.cache_get(&key) {
+                return (Ok(hit), false);
+            }
+            let _slot = match self.slots.acquire().await {
+                Ok(permit) => permit,
+                Err(_) => {
+                    return (
+                        Err(VerifyError::Unavailable(
+                            "the verification pool is shut down".into(),
+                        )),
+                        false,
+                    );
+                }
+            };
+            let reference = key.reference();
+            (
+                self.verifier.verify(key.namespace(), &reference).await,
+                true,
+            )
+        };
+        let (outcome, fresh, timed_out) =
+            match tokio::time::timeout(self.config.verification_timeout, work).await {
+                Ok((outcome, fresh)) => (outcome, fresh, false),
+                Err(_) => (
+                    Err(VerifyError::Unavailable(format!(
+                        "verification of {key} did not finish within verification_timeout {:?}",
+                        self.config.verification_timeout
+                    ))),
+                    true,
+                    true,
+                ),
+            };
+        if fresh {
+            let label = match &outcome {
+                _ if timed_out => "timeout",
+                Ok(r) if r.is_success => "allow",
+                Ok(_) => "deny",
+                Err(e) if e.is_transient() => "transient_error",
+                Err(_) => "definitive_error",
+            };
+            metrics::counter!(m::INLINE_VERIFICATIONS, "result" => label).increment(1);
+            debug!(result = label, "inline verification finished");
+        }
+        done.publish(outcome.clone());
+        if let (true, Ok(result)) = (fresh, outcome) {
+            self.store(&key, result).await;
+        }
+        drop(done);
+    }
+
+    /// Caches an allow until its evidence expires and a deny for `deny_ttl`; never an error.
+    async fn store(&self, key: &SubjectKey, result: VerificationResult) {
+        let now = Utc::now();
+        let expires_at = if result.is_success {
+            result.valid_until()
+        } else {
+            if self.config.deny_ttl.is_zero() {
+                return;
+            }
+            let cap = chrono::Duration::from_std(self.config.deny_ttl)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            Some(result.valid_until().map_or(cap, |v| v.min(cap)))
+        };
+        if expires_at.is_some_and(|e| e <= now) {
+            return;
+        }
+        let cache = Arc::clone(&self.cache);
+        let key_owned = key.clone();
+        let put =
+            tokio::task::spawn_blocking(move || cache.put(&key_owned, &result, expires_at)).await;
+        let err = match put {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("the store task failed: {e}"),
+        };
+        warn!(subject = %key, error = %err, "storing the inline verdict failed; it will be verified again");
+        metrics::counter!(m::CACHE_ERRORS, "op" => "put").increment(1);
+    }
+
+    async fn run_resolution(
+        self: Arc<Self>,
+        key: TagKey,
+        done: flight::Completion<TagKey, ResolveOutcome>,
+    ) {
+        let (namespace, reference) = &key;
+        let outcome = match tokio::time::timeout(
+            self.config.verification_timeout,
+            self.resolver.resolve(namespace.as_deref(), reference),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(ResolveError::RegistryUnavailable(format!(
+                "resolving {reference} did not finish within verification_timeout {:?}",
+                self.config.verification_timeout
+            ))),
+        };
+        done.publish(outcome);
+    }
+}
+
+fn failed_item(key: String, failure: KeyFailure) -> Item {
+    metrics::counter!(m::KEY_ERRORS, "code" => failure.code()).increment(1);
+    Item::error(key, failure)
+}
+
+/// The key without its `[namespace]` prefix.
+fn strip_namespace(key: &str) -> &str {
+    match key.strip_prefix('[').and_then(|k| k.split_once(']')) {
+        Some((_, rest)) => rest,
+        None => key,
+    }
+}
+
+/// Reports show the subject as the caller named it (normalised), like Ratify's `Original`; a
+/// cached verdict may have been computed for another spelling or a tag of the same digest.
+fn presented_as(mut result: VerificationResult, subject: &str) -> VerificationResult {
+    if result.subject != subject {
+        for report in &mut result.reports {
+            if report.subject == result.subject {
+                report.subject = subject.to_owned();
+            }
+        }
+        result.subject = subject.to_owned();
+    }
+    result
+}
+
+/// A random UUID (version 4) per request, Ratify's `traceID`.
+fn new_trace_id() -> String {
+    let mut b = [0u8; 16];
+    if aws_lc_rs::rand::fill(&mut b).is_err() {
+        // The system RNG failing is not a reason to refuse admission; uniqueness is best effort.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        b = nanos.to_le_bytes();
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
+    format!(
+        "{}-{}-{}-{}-{}",
+        h(0..4),
+        h(4..6),
+        h(6..8),
+        h(8..10),
+        h(10..16)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_ids_are_uuid_v4() {
+        let a = new_trace_id();
+        let b = new_trace_id();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+    }
+
+    #[test]
+    fn strip_namespace_prefix() {
+        assert_eq!(strip_namespace("[ns]r.io/a@sha256:x"), "r.io/a@sha256:x");
+        assert_eq!(strip_namespace("r.io/a@sha256:x"), "r.io/a@sha256:x");
+    }
+
+    #[test]
+    fn registry_errors_keep_their_class() {
+        let e: VerifyError = RegistryError::Throttled {
+            registry: "r.io".into(),
+            retry_after: None,
+        }
+        .into();
+        assert!(e.is_transient());
+        let e: ResolveError = RegistryError::NotFound {
+            registry: "r.io".into(),
+            what: "tag v1".into(),
+        }
+        .into();
+        assert!(matches!(e, ResolveError::NotFound(_)));
+        assert_eq!(KeyFailure::from(e).code(), "TAG_NOT_FOUND");
+    }
+}

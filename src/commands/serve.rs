@@ -1,0 +1,196 @@
+//! `verdict serve`: Gatekeeper's external-data API from the signed verdict store, with misses
+//! verified inline, in one process (local mode: no NATS needed).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use verdict_cache_api::adapters::{PipelineVerifier, RegistryTagResolver, StoreVerdictCache};
+use verdict_cache_api::{CacheApi, Config, Ops, Readiness, ServiceConfig, VerdictService};
+use verdict_scanner::store::{
+    OpenOutcome, SignerKind, SledStore, StoreOptions, VerdictSigner, VerdictStore,
+};
+use verdict_scanner::verify::ImageVerifier;
+
+use crate::cli::ServeArgs;
+
+pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    // Metrics first: everything after may record.
+    let metrics = verdict_cache_api::metrics::prometheus_recorder()
+        .context("cannot install the metrics recorder")?;
+    let readiness = Readiness::new(&["store", "config"]);
+
+    let trust = Arc::new(super::registry::load_trust(&args.config)?);
+    tracing::info!(
+        fingerprint = %trust.fingerprint,
+        verifiers = trust.verifiers.len(),
+        "trust configuration loaded"
+    );
+    readiness.set("config", true);
+
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
+    let key_path = args
+        .verdict_key
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("verdict.key"));
+    let (signer, generated) = VerdictSigner::generate_if_missing(&key_path, SignerKind::HmacSha256)
+        .with_context(|| format!("cannot load the verdict key {}", key_path.display()))?;
+    if generated {
+        tracing::info!(path = %key_path.display(), "generated a new verdict key");
+    }
+    let store_dir = args.data_dir.join("store");
+    let store = tokio::task::spawn_blocking(move || {
+        SledStore::open(&store_dir, signer, StoreOptions::default())
+    })
+    .await
+    .context("store open task failed")?
+    .context("cannot open the verdict store")?;
+    match store.open_outcome() {
+        OpenOutcome::Quarantined { moved_to, reason } => tracing::error!(
+            moved_to = %moved_to.display(),
+            reason,
+            "verdict store failed its checks: quarantined it and started empty"
+        ),
+        outcome => tracing::info!(?outcome, "verdict store open"),
+    }
+    let store: Arc<dyn VerdictStore> = Arc::new(store);
+    readiness.set("store", true);
+
+    let registry = super::registry::client(&args.registry, &trust)?;
+    let verifier = ImageVerifier::new(registry.clone(), Arc::clone(&trust));
+
+    let (cert, key) = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => local_tls(&args.data_dir.join("tls"))?,
+    };
+    let mut config = Config::new(cert, key);
+    config.listen = args.listen;
+    config.ops_listen = args.ops_listen;
+    config.tls.client_ca_path = args.client_ca.clone();
+    config.max_body_bytes = args.max_request_bytes;
+    config.service = ServiceConfig {
+        max_keys: args.max_request_keys,
+        verify_deadline: Duration::from_millis(args.verify_deadline_ms),
+        deny_ttl: Duration::from_secs(args.deny_ttl_secs),
+        ..ServiceConfig::default()
+    };
+
+    let cache = StoreVerdictCache::new(
+        Arc::clone(&store),
+        trust.fingerprint.clone(),
+        config.service.deny_ttl,
+    );
+    let service = VerdictService::new(
+        config.service.clone(),
+        Arc::new(cache),
+        Arc::new(PipelineVerifier::new(verifier)),
+        Arc::new(RegistryTagResolver::new(registry, Some(store))),
+    )?;
+
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        on_signal.cancel();
+    });
+    let api = CacheApi::bind(config, service, Ops::new(readiness, metrics)).await?;
+    tracing::info!(https = %api.local_addr(), ops = %api.ops_addr(), "serving");
+    eprintln!(
+        "verdict: serving https://{} (ops http://{})",
+        api.local_addr(),
+        api.ops_addr()
+    );
+    api.run(cancel).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Local mode: a CA and a server certificate for `localhost`/`127.0.0.1`, generated once under
+/// `dir` (`ca.crt` is what a client trusts). In a cluster, pass --tls-cert/--tls-key instead.
+fn local_tls(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let cert_path = dir.join("tls.crt");
+    let key_path = dir.join("tls.key");
+    if cert_path.is_file() && key_path.is_file() {
+        return Ok((cert_path, key_path));
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let ca_key = rcgen::KeyPair::generate().context("cannot generate a CA key")?;
+    let mut ca_params = rcgen::CertificateParams::default();
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Verdict local CA");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let ca = ca_params.self_signed(&ca_key)?;
+    let server_key = rcgen::KeyPair::generate().context("cannot generate a server key")?;
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])?;
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress(std::net::IpAddr::from([
+            127, 0, 0, 1,
+        ])));
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "verdict");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let server = params.signed_by(&server_key, &issuer)?;
+    std::fs::write(dir.join("ca.crt"), ca.pem())?;
+    std::fs::write(&cert_path, server.pem())?;
+    write_private(&key_path, server_key.serialize_pem().as_bytes())?;
+    tracing::info!(dir = %dir.display(), "generated local TLS material");
+    Ok((cert_path, key_path))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(bytes)?;
+    Ok(())
+}
