@@ -6,7 +6,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/verdict/target
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps test fmt-check clippy unit fmt
+.PHONY: deps test fmt-check clippy unit fmt demo
 
 deps:
 	@scripts/install-deps.sh
@@ -25,3 +25,8 @@ unit:
 
 fmt:
 	cargo fmt --all
+
+## A signed and an unsigned image in a local registry, judged by a real `verdict serve` as Gatekeeper would ask.
+demo: deps
+	cargo build --locked -p verdict -p verdict-testkit --bins
+	$(CARGO_TARGET_DIR)/debug/verdict-demo $(CARGO_TARGET_DIR)/debug/verdict

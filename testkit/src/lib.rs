@@ -5,9 +5,13 @@
 //! - [`nats`]: `nats-server -js` with a temp store that survives restarts.
 //! - [`oci`]: a registry client for tests (images, artifacts with `subject`, layouts, cosign tags).
 //! - [`pki`]: CA chains, code-signing/TSA/TLS leaves, bad certificates, signers.
+//! - [`notation`]: Notation JWS signatures pushed as referrers.
+//! - [`demo`]: `make demo`: a signed and an unsigned image judged by a real `verdict serve`.
 
+pub mod demo;
 pub mod inproc_registry;
 pub mod nats;
+pub mod notation;
 pub mod oci;
 pub mod pki;
 pub mod process;

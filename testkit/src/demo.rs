@@ -1,0 +1,440 @@
+//! `make demo`: Verdict's main job end to end on one machine. A real docker-registry holds a
+//! Notation-signed image and an unsigned one; Ratify CRs trust the signing certificate; a real
+//! `verdict serve` answers Gatekeeper's external-data request for each, the way
+//! `kubectl run demo-signed` / `demo-unsigned` would trigger it in a cluster.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::{Value, json};
+
+use crate::notation::push_notation_signature;
+use crate::pki::{CertBuilder, KeyAlg, TestCert};
+use crate::process::{ChildServer, ServerCommand, free_port, http_client, http_get_status_ok};
+use crate::registry::DockerRegistry;
+
+/// Subject of the demo signing certificate (the seed's `SUBJECT_DN` shape).
+pub const SIGNER_SUBJECT: &str = "C=US, ST=WA, O=Verdict Demo, CN=demo";
+/// Name of the inline KeyManagementProvider holding the certificate.
+pub const KMP_NAME: &str = "keymanagementprovider-inline";
+/// Name of the Notation Verifier CR.
+pub const VERIFIER_NAME: &str = "verifier-notation";
+/// The signed image (repository, tag).
+pub const SIGNED_IMAGE: (&str, &str) = ("ratify-demo/net-monitor", "v1");
+/// The unsigned image (repository, tag).
+pub const UNSIGNED_IMAGE: (&str, &str) = ("ratify-demo/net-watcher", "v1");
+
+const GATEKEEPER_PATH: &str = "/ratify/gatekeeper/v1/verify";
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What Verdict answered for one pod's image.
+#[derive(Clone, Debug)]
+pub struct PodVerdict {
+    /// Pod name (`demo-signed`, `demo-unsigned`).
+    pub pod: String,
+    /// The image reference sent as the external-data key.
+    pub image: String,
+    /// Whether Gatekeeper would admit the pod (`isSuccess` true, no error).
+    pub allowed: bool,
+    /// Why: the verifier and signer when allowed, the failure reason when denied.
+    pub reason: String,
+    /// True when the denial came from a transport/system error rather than a verification verdict.
+    pub system_error: bool,
+    /// What `kubectl run` would print.
+    pub kubectl_line: String,
+    /// The ProviderResponse item for this key.
+    pub item: Value,
+}
+
+/// Both verdicts of a demo run.
+#[derive(Clone, Debug)]
+pub struct DemoOutcome {
+    pub signed: PodVerdict,
+    pub unsigned: PodVerdict,
+}
+
+impl DemoOutcome {
+    /// The demo's claim: the signed image is admitted and the unsigned one is denied by a
+    /// verification verdict (not by an outage).
+    pub fn succeeded(&self) -> bool {
+        self.signed.allowed && !self.unsigned.allowed && !self.unsigned.system_error
+    }
+
+    /// What went wrong, when [`succeeded`](Self::succeeded) is false.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.signed.allowed {
+            out.push(format!(
+                "the signed image {} was denied: {}",
+                self.signed.image, self.signed.reason
+            ));
+        }
+        if self.unsigned.allowed {
+            out.push(format!(
+                "the unsigned image {} was allowed: {}",
+                self.unsigned.image, self.unsigned.reason
+            ));
+        } else if self.unsigned.system_error {
+            out.push(format!(
+                "the unsigned image {} was denied by an error, not a verification verdict: {}",
+                self.unsigned.image, self.unsigned.reason
+            ));
+        }
+        out
+    }
+}
+
+/// Ratify CRs as a user would apply them: the inline KMP with `cert` and the seed's Notation
+/// verifier (strict, `ca:certs`, the demo signer's subject as trusted identity).
+pub fn ratify_config(cert: &TestCert) -> String {
+    let indented: String = cert.pem().lines().map(|l| format!("      {l}\n")).collect();
+    format!(
+        r#"apiVersion: config.ratify.deislabs.io/v1beta1
+kind: KeyManagementProvider
+metadata:
+  name: {KMP_NAME}
+spec:
+  type: inline
+  parameters:
+    contentType: certificate
+    value: |
+{indented}---
+apiVersion: config.ratify.deislabs.io/v1beta1
+kind: Verifier
+metadata:
+  name: {VERIFIER_NAME}
+spec:
+  name: notation
+  artifactTypes: application/vnd.cncf.notary.signature
+  parameters:
+    verificationCertStores:
+      certs:
+        - {KMP_NAME}
+    trustPolicyDoc:
+      version: "1.0"
+      trustPolicies:
+        - name: default
+          registryScopes:
+            - "*"
+          signatureVerification:
+            level: strict
+          trustStores:
+            - ca:certs
+          trustedIdentities:
+            - "x509.subject: {SIGNER_SUBJECT}"
+"#
+    )
+}
+
+/// The verdict binary to run: `$VERDICT_BIN`, else `<target dir>/debug/verdict` with the target
+/// dir from `$CARGO_TARGET_DIR` or `target`.
+pub fn default_verdict_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("VERDICT_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"));
+    target.join("debug/verdict")
+}
+
+/// Runs the demo with `verdict_bin`, reporting progress lines (and the kubectl-style verdicts)
+/// to `say`. Everything it starts (docker-registry, verdict) and every temp dir is gone when it
+/// returns or when the future is dropped.
+pub async fn run(verdict_bin: &Path, mut say: impl FnMut(&str)) -> Result<DemoOutcome> {
+    let verdict_bin = std::path::absolute(verdict_bin)
+        .with_context(|| format!("resolving {}", verdict_bin.display()))?;
+    ensure!(
+        verdict_bin.is_file(),
+        "verdict binary not found at {}: build it with `cargo build -p verdict` \
+         (or pass its path / set VERDICT_BIN)",
+        verdict_bin.display()
+    );
+
+    say("# starting a local registry (docker-registry)");
+    let registry = DockerRegistry::start().await?;
+    let host = registry.host_port();
+    let client = registry.client();
+
+    say(&format!(
+        "# generating the signing certificate: {SIGNER_SUBJECT} (RSA-3072, PS384)"
+    ));
+    let cert = CertBuilder::code_signing(SIGNER_SUBJECT)
+        .key_alg(KeyAlg::Rsa3072)
+        .self_signed()
+        .context("generating the demo signing certificate")?;
+
+    let (repo, tag) = SIGNED_IMAGE;
+    let signed = client
+        .push_image(repo, tag)
+        .await
+        .with_context(|| format!("pushing {repo}:{tag}"))?;
+    let sig = push_notation_signature(&client, repo, &signed, &cert).await?;
+    say(&format!(
+        "# pushed {host}/{repo}:{tag} ({}) and its Notation signature ({})",
+        signed.digest, sig.digest
+    ));
+    let (urepo, utag) = UNSIGNED_IMAGE;
+    let unsigned = client
+        .push_image(urepo, utag)
+        .await
+        .with_context(|| format!("pushing {urepo}:{utag}"))?;
+    say(&format!(
+        "# pushed {host}/{urepo}:{utag} ({}) without a signature",
+        unsigned.digest
+    ));
+
+    let config_dir = tempfile::Builder::new()
+        .prefix("verdict-demo-config-")
+        .tempdir()
+        .context("creating the config temp dir")?;
+    let data_dir = tempfile::Builder::new()
+        .prefix("verdict-demo-data-")
+        .tempdir()
+        .context("creating the data temp dir")?;
+    let config_file = config_dir.path().join("ratify.yaml");
+    std::fs::write(&config_file, ratify_config(&cert))
+        .with_context(|| format!("writing {}", config_file.display()))?;
+    say(&format!(
+        "# Ratify CRs ({KMP_NAME}, {VERIFIER_NAME}) written to {}",
+        config_file.display()
+    ));
+
+    let listen = format!("127.0.0.1:{}", free_port()?);
+    let ops = format!("127.0.0.1:{}", free_port()?);
+    let bin = verdict_bin.to_string_lossy().into_owned();
+    let mut command = ServerCommand::new(&bin)
+        .args(["serve", "--config"])
+        .arg(config_dir.path())
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .args([
+            "--listen",
+            &listen,
+            "--ops-listen",
+            &ops,
+            "--plain-http",
+            &host,
+        ]);
+    command.name = "verdict serve".into();
+    command.cwd = Some(data_dir.path().to_path_buf());
+    let mut verdict = ChildServer::spawn(command, &data_dir.path().join("verdict.log"))?;
+    say(&format!(
+        "# started verdict serve (Gatekeeper API https://{listen}, ops http://{ops})"
+    ));
+    let probe = http_client(Duration::from_secs(2))?;
+    let readyz = format!("http://{ops}/readyz");
+    verdict
+        .wait_ready(READY_TIMEOUT, "/readyz", || {
+            http_get_status_ok(&probe, &readyz, |s| s == 200)
+        })
+        .await?;
+    say("# verdict is ready; asking it what Gatekeeper would ask for each pod\n");
+
+    let ca_path = data_dir.path().join("tls/ca.crt");
+    let ca = std::fs::read(&ca_path)
+        .with_context(|| format!("reading Verdict's local CA {}", ca_path.display()))?;
+    let https = reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca)
+            .with_context(|| format!("parsing {}", ca_path.display()))?])
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .context("building the HTTPS client")?;
+    let url = format!("https://{listen}{GATEKEEPER_PATH}");
+
+    let mut verdicts = Vec::new();
+    for (pod, (repo, tag)) in [
+        ("demo-signed", SIGNED_IMAGE),
+        ("demo-unsigned", UNSIGNED_IMAGE),
+    ] {
+        let image = format!("{host}/{repo}:{tag}");
+        say(&format!("$ kubectl run {pod} --image={image}"));
+        let verdict_for_pod = ask(&https, &url, pod, &image)
+            .await
+            .with_context(|| format!("verdict log tail:\n{}", verdict.log_tail()))?;
+        say(&verdict_for_pod.kubectl_line);
+        say("");
+        verdicts.push(verdict_for_pod);
+    }
+    verdict.terminate(Duration::from_secs(5));
+    drop(registry);
+
+    let unsigned = verdicts.pop().context("no verdict for demo-unsigned")?;
+    let signed = verdicts.pop().context("no verdict for demo-signed")?;
+    Ok(DemoOutcome { signed, unsigned })
+}
+
+/// POSTs one ProviderRequest for `image` and turns the answer into a Gatekeeper decision.
+async fn ask(client: &reqwest::Client, url: &str, pod: &str, image: &str) -> Result<PodVerdict> {
+    let body = json!({
+        "apiVersion": "externaldata.gatekeeper.sh/v1beta1",
+        "kind": "ProviderRequest",
+        "request": {"keys": [image]},
+    });
+    let resp = client
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = resp.status();
+    let text = resp
+        .text()
+        .await
+        .with_context(|| format!("reading the answer of POST {url}"))?;
+    if !status.is_success() {
+        bail!("POST {url} answered {status}: {text}");
+    }
+    let response: Value = serde_json::from_str(&text)
+        .with_context(|| format!("POST {url} answered non-JSON: {text}"))?;
+    Ok(judge(pod, image, &response))
+}
+
+/// Gatekeeper's reading of a ProviderResponse for one key (fail closed: anything but an item
+/// with `isSuccess: true` and no error denies).
+fn judge(pod: &str, image: &str, response: &Value) -> PodVerdict {
+    let deny = |reason: String, system_error: bool, item: Value| PodVerdict {
+        pod: pod.to_string(),
+        image: image.to_string(),
+        allowed: false,
+        kubectl_line: format!(
+            "Error from server (Forbidden): admission webhook \"validation.gatekeeper.sh\" denied \
+             the request: [ratify-constraint] Subject failed verification: {image} — {reason}"
+        ),
+        reason,
+        system_error,
+        item,
+    };
+    let r = &response["response"];
+    if let Some(e) = r["systemError"].as_str().filter(|e| !e.is_empty()) {
+        return deny(format!("system error: {e}"), true, Value::Null);
+    }
+    let Some(item) = r["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["key"] == image))
+    else {
+        return deny(
+            format!("no item for this key in the response: {response}"),
+            true,
+            Value::Null,
+        );
+    };
+    if let Some(e) = item["error"].as_str().filter(|e| !e.is_empty()) {
+        return deny(format!("error: {e}"), true, item.clone());
+    }
+    let value = &item["value"];
+    let reports = value["verifierReports"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if value["isSuccess"] == true {
+        let by: Vec<String> = reports
+            .iter()
+            .filter(|r| r["isSuccess"] == true)
+            .map(|r| {
+                let name = r["verifierName"]
+                    .as_str()
+                    .or(r["name"].as_str())
+                    .unwrap_or("?");
+                match r["extensions"]["SN"].as_str() {
+                    Some(sn) => format!("signature verified by {name}, signed by {sn}"),
+                    None => format!("verified by {name}"),
+                }
+            })
+            .collect();
+        let reason = if by.is_empty() {
+            "isSuccess without a successful verifier report".to_string()
+        } else {
+            by.join("; ")
+        };
+        return PodVerdict {
+            pod: pod.to_string(),
+            image: image.to_string(),
+            allowed: true,
+            kubectl_line: format!("pod/{pod} created (allowed: {reason})"),
+            reason,
+            system_error: false,
+            item: item.clone(),
+        };
+    }
+    let reasons: Vec<String> = reports
+        .iter()
+        .filter(|r| r["isSuccess"] != true)
+        .map(|r| {
+            let code = r["errorReason"].as_str().filter(|s| !s.is_empty());
+            let message = r["message"].as_str().filter(|s| !s.is_empty());
+            match (code, message) {
+                (Some(c), Some(m)) if !m.contains(c) => format!("{c}: {m}"),
+                (_, Some(m)) => m.to_string(),
+                (Some(c), None) => c.to_string(),
+                (None, None) => "verification failed".to_string(),
+            }
+        })
+        .collect();
+    let reason = if reasons.is_empty() {
+        "denied without a verifier report".to_string()
+    } else {
+        reasons.join("; ")
+    };
+    deny(reason, reports.is_empty(), item.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IMAGE: &str = "127.0.0.1:5000/app:v1";
+
+    fn item(value: Value) -> Value {
+        json!({"response": {"items": [{"key": IMAGE, "value": value}]}})
+    }
+
+    #[test]
+    fn allowed_only_with_is_success_and_a_report() {
+        let v = judge(
+            "p",
+            IMAGE,
+            &item(
+                json!({"isSuccess": true, "verifierReports": [{"isSuccess": true,
+                "verifierName": "verifier-notation", "extensions": {"SN": "CN=demo"}}]}),
+            ),
+        );
+        assert!(v.allowed);
+        assert_eq!(
+            v.kubectl_line,
+            "pod/p created (allowed: signature verified by verifier-notation, signed by CN=demo)"
+        );
+        let v = judge(
+            "p",
+            IMAGE,
+            &item(
+                json!({"isSuccess": false, "verifierReports": [{"isSuccess": false,
+                "errorReason": "NOTATION_TRUST_FAILURE", "message": "untrusted"}]}),
+            ),
+        );
+        assert!(!v.allowed && !v.system_error);
+        assert!(
+            v.kubectl_line
+                .ends_with("Subject failed verification: 127.0.0.1:5000/app:v1 — NOTATION_TRUST_FAILURE: untrusted"),
+            "{}",
+            v.kubectl_line
+        );
+    }
+
+    #[test]
+    fn errors_and_missing_items_deny_as_system_errors() {
+        for response in [
+            json!({"response": {"systemError": "boom", "items": []}}),
+            json!({"response": {"items": [{"key": "other", "value": {"isSuccess": true}}]}}),
+            json!({"response": {"items": [{"key": IMAGE, "error": "timeout", "value": {"isSuccess": true}}]}}),
+            item(json!({"isSuccess": false})),
+        ] {
+            let v = judge("p", IMAGE, &response);
+            assert!(!v.allowed && v.system_error, "{response}");
+        }
+    }
+}
