@@ -132,7 +132,10 @@ pub fn with_raw_db<T>(dir: &Path, f: impl FnOnce(&sled::Db) -> T) -> T {
                 let _ = e;
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            Err(e) => panic!("cannot open the store's sled database {}: {e}", dir.display()),
+            Err(e) => panic!(
+                "cannot open the store's sled database {}: {e}",
+                dir.display()
+            ),
         }
     };
     let out = f(&db);
