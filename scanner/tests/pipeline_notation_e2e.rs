@@ -345,3 +345,56 @@ async fn unsigned_image_is_denied_and_a_dead_registry_is_an_error_not_unsigned()
         .expect_err("a dead registry cannot produce a verdict");
     assert!(err.is_transient(), "{err}");
 }
+
+#[tokio::test]
+async fn a_throttling_registry_is_a_transient_error_not_an_unsigned_image() {
+    let Some(shared) = shared_dir() else {
+        return;
+    };
+    let registry = InprocRegistry::start().await.expect("in-process registry");
+    let host = registry.host_port();
+    OciClient::new(&host)
+        .push_oci_layout(
+            &e2e_dir(&shared).join("oci_layout/e2e-valid-signature"),
+            "throttled",
+        )
+        .await
+        .expect("push");
+    // Referrer discovery answers 429 with a Retry-After longer than the call's deadline.
+    registry.fail_next_matching("/referrers/", 100, 429, Some("30"));
+    let client = RegistryClient::anonymous(RegistryConfig {
+        plain_http_registries: vec![host.clone()],
+        request_timeout: std::time::Duration::from_secs(2),
+        ..Default::default()
+    })
+    .unwrap();
+    let verifier = ImageVerifier::new(
+        client,
+        Arc::new(trust(&config_yaml(
+            &shared,
+            "e2e.crt",
+            "trustpolicy.json",
+            None,
+        ))),
+    );
+    let reference = ImageReference::parse(&format!("{host}/throttled:v1")).unwrap();
+    let err = verifier
+        .verify(&reference, Utc::now())
+        .await
+        .expect_err("a throttled registry cannot produce a verdict");
+    assert!(err.is_transient(), "{err}");
+    assert!(
+        err.to_string().to_lowercase().contains("throttl") || err.to_string().contains("429"),
+        "{err}"
+    );
+
+    // Once the registry recovers, the same image verifies.
+    registry.clear_faults();
+    let r = verify_at(
+        &host,
+        "throttled",
+        config_yaml(&shared, "e2e.crt", "trustpolicy.json", None),
+    )
+    .await;
+    assert!(r.is_success, "{}", reasons(&r));
+}
