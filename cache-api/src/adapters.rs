@@ -3,7 +3,6 @@
 //! the verdict cache.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -97,23 +96,17 @@ impl TagResolver for RegistryTagResolver {
 
 /// The signed sled store as the verdict cache: a lookup is a hit only for an entry whose
 /// signature checks, that has not expired, and that was computed under the current trust
-/// configuration.
+/// configuration. Expiry (evidence validity, the deny TTL) is decided by the service.
 pub struct StoreVerdictCache {
     store: Arc<dyn VerdictStore>,
     trust_fingerprint: String,
-    deny_ttl: Duration,
 }
 
 impl StoreVerdictCache {
-    pub fn new(
-        store: Arc<dyn VerdictStore>,
-        trust_fingerprint: String,
-        deny_ttl: Duration,
-    ) -> Self {
+    pub fn new(store: Arc<dyn VerdictStore>, trust_fingerprint: String) -> Self {
         StoreVerdictCache {
             store,
             trust_fingerprint,
-            deny_ttl,
         }
     }
 
@@ -158,9 +151,6 @@ impl VerdictCache for StoreVerdictCache {
         let mut stored = StoredVerdict::new(result.clone());
         if let Some(at) = expires_at {
             stored.expires_at = Some(stored.expires_at.map_or(at, |e| e.min(at)));
-        }
-        if !result.is_success {
-            stored = stored.with_ttl(Utc::now(), self.deny_ttl);
         }
         self.store
             .put(&key, &stored)

@@ -743,10 +743,12 @@ impl Inner {
             metrics::counter!(m::INLINE_VERIFICATIONS, "result" => label).increment(1);
             debug!(result = label, "inline verification finished");
         }
-        done.publish(outcome.clone());
-        if let (true, Ok(result)) = (fresh, outcome) {
-            self.store(&key, result).await;
+        // Store first, answer second: an answered verdict is an acknowledged one, and it must
+        // survive a crash right after the answer (the store flushes before returning).
+        if let (true, Ok(result)) = (fresh, &outcome) {
+            self.store(&key, result.clone()).await;
         }
+        done.publish(outcome);
         drop(done);
     }
 

@@ -88,11 +88,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         ..ServiceConfig::default()
     };
 
-    let cache = StoreVerdictCache::new(
-        Arc::clone(&store),
-        trust.fingerprint.clone(),
-        config.service.deny_ttl,
-    );
+    let cache = StoreVerdictCache::new(Arc::clone(&store), trust.fingerprint.clone());
     let service = VerdictService::new(
         config.service.clone(),
         Arc::new(cache),
