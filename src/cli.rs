@@ -64,7 +64,20 @@ pub struct VerifyArgs {
     pub output: OutputFormat,
 
     #[command(flatten)]
+    pub trust: TrustArgs,
+
+    #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// Trust material that Ratify's resources have no field for (shared by `verify` and `serve`).
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// Sigstore trusted root (`trusted_root.json`, e.g. from `cosign trusted-root create`): Fulcio
+    /// CAs, Rekor and CT log keys, timestamp authorities for keyless Cosign policies and offline
+    /// transparency-log checks. Ratify fetches these through TUF; Verdict never fetches at verify time.
+    #[arg(long, env = "VERDICT_SIGSTORE_TRUSTED_ROOT")]
+    pub sigstore_trusted_root: Option<PathBuf>,
 }
 
 /// How registries are reached (shared by `verify` and `serve`).
@@ -139,6 +152,9 @@ pub struct ServeArgs {
     /// How long a definitive deny is served from the store before it is verified again, in seconds.
     #[arg(long, env = "VERDICT_DENY_TTL_SECS", default_value_t = 30)]
     pub deny_ttl_secs: u64,
+
+    #[command(flatten)]
+    pub trust: TrustArgs,
 
     #[command(flatten)]
     pub registry: RegistryArgs,

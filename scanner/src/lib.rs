@@ -1,9 +1,12 @@
 //! Verdict's scanner: registry access, referrer discovery, signature verification and trust policy.
 
+pub mod cosign;
+mod der;
 pub mod error;
 pub mod notation;
 pub mod registry;
 pub mod report;
+mod rfc3161;
 pub mod store;
 pub mod trust;
 pub mod verify;

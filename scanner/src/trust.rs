@@ -3,12 +3,16 @@
 //! artifact policy, registry settings), plus a fingerprint that changes whenever anything that
 //! could change a verdict changes. A verdict computed under another fingerprint is never served.
 //!
-//! Scope today: cluster-wide resources, the `oras` store, the `notation` verifier and the `inline`
-//! key management provider. Other types are configuration errors that name the resource — a
-//! verifier whose trust material cannot be built must not silently verify nothing.
+//! Scope today: cluster-wide resources, the `oras` store, the `notation` and `cosign` verifiers
+//! and the `inline` key management provider. Cosign's Sigstore material (Fulcio roots, Rekor and
+//! CT log keys, TSAs) is not part of Ratify's resources (Ratify fetches it through TUF): it is
+//! passed in with [`TrustConfig::from_resources_with_sigstore`]. Other types are configuration
+//! errors that name the resource — a verifier whose trust material cannot be built must not
+//! silently verify nothing.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
 use verdict_crds::model::{
@@ -16,6 +20,7 @@ use verdict_crds::model::{
     VerifierParameters,
 };
 
+use crate::cosign::{self, CosignVerifier, ProviderKey, SigstoreTrustRoot};
 use crate::notation::{self, TrustStores};
 use crate::report::{ArtifactPolicy, Rule};
 
@@ -83,6 +88,9 @@ pub enum VerifierKind {
         policy: notation::TrustPolicyDocument,
         stores: TrustStores,
     },
+    Cosign {
+        verifier: Arc<CosignVerifier>,
+    },
 }
 
 /// One configured Verifier.
@@ -118,9 +126,19 @@ pub struct TrustConfig {
 }
 
 impl TrustConfig {
-    /// Build from loaded resources (use only resources without validation errors).
+    /// Build from loaded resources (use only resources without validation errors), with no
+    /// Sigstore trust material: keyless Cosign policies are then rejected.
     pub fn from_resources<'a>(
         resources: impl IntoIterator<Item = &'a Resource>,
+    ) -> Result<Self, TrustConfigError> {
+        Self::from_resources_with_sigstore(resources, Arc::new(SigstoreTrustRoot::new()))
+    }
+
+    /// Build from loaded resources and the Sigstore trust material Cosign verifiers use offline
+    /// (Fulcio CAs, Rekor/CT log keys, TSAs; e.g. a `trusted_root.json`).
+    pub fn from_resources_with_sigstore<'a>(
+        resources: impl IntoIterator<Item = &'a Resource>,
+        sigstore: Arc<SigstoreTrustRoot>,
     ) -> Result<Self, TrustConfigError> {
         let mut kmps: BTreeMap<String, KeyMaterial> = BTreeMap::new();
         let mut verifiers_src: Vec<&Verifier> = Vec::new();
@@ -156,7 +174,7 @@ impl TrustConfig {
 
         let mut verifiers = Vec::new();
         for v in verifiers_src {
-            verifiers.push(verifier_config(v, &kmps)?);
+            verifiers.push(verifier_config(v, &kmps, &sigstore)?);
             let _ = writeln!(canonical, "verifier {} {}", v.name(), json_of(&v.spec));
         }
         if verifiers.is_empty() {
@@ -166,6 +184,9 @@ impl TrustConfig {
             match &v.kind {
                 VerifierKind::Notation { stores, .. } => {
                     let _ = writeln!(canonical, "stores {} {}", v.name, stores.fingerprint());
+                }
+                VerifierKind::Cosign { verifier } => {
+                    let _ = writeln!(canonical, "cosign {}\n{}", v.name, verifier.canonical());
                 }
             }
         }
@@ -270,9 +291,33 @@ fn artifact_policy(
     }
 }
 
+/// Keys of KeyManagementProviders and key files, as Cosign trust policies resolve them.
+struct CosignKeys<'a>(&'a BTreeMap<String, KeyMaterial>);
+
+impl cosign::KeyResolver for CosignKeys<'_> {
+    fn provider_keys(&self, provider: &str) -> Option<Vec<ProviderKey>> {
+        // Inline providers hold one unnamed, unversioned key (Ratify's empty KMPMapKey).
+        self.0.get(provider).map(|m| {
+            m.public_keys_pem
+                .iter()
+                .map(|pem| ProviderKey {
+                    name: String::new(),
+                    version: String::new(),
+                    pem: pem.clone(),
+                })
+                .collect()
+        })
+    }
+
+    fn read_key_file(&self, path: &str) -> Result<String, String> {
+        std::fs::read_to_string(path).map_err(|e| e.to_string())
+    }
+}
+
 fn verifier_config(
     v: &Verifier,
     kmps: &BTreeMap<String, KeyMaterial>,
+    sigstore: &Arc<SigstoreTrustRoot>,
 ) -> Result<VerifierConfig, TrustConfigError> {
     const KIND: &str = "Verifier";
     let name = v.name();
@@ -370,11 +415,39 @@ fn verifier_config(
                 kind: VerifierKind::Notation { policy, stores },
             })
         }
+        ("cosign", Some(VerifierParameters::Cosign(p))) => {
+            let verifier = CosignVerifier::from_parameters(p, &CosignKeys(kmps), sigstore.clone())
+                .map_err(|e| match e {
+                    cosign::CosignError::Config { message, fix } => {
+                        TrustConfigError::resource(KIND, name, message, fix)
+                    }
+                    other => TrustConfigError::resource(
+                        KIND,
+                        name,
+                        other.to_string(),
+                        "fix the Sigstore trusted root",
+                    ),
+                })?;
+            Ok(VerifierConfig {
+                name: name.to_owned(),
+                verifier_type,
+                artifact_types,
+                kind: VerifierKind::Cosign {
+                    verifier: Arc::new(verifier),
+                },
+            })
+        }
+        ("cosign", _) => Err(TrustConfigError::resource(
+            KIND,
+            name,
+            "spec.parameters is missing",
+            "add `trustPolicies:` with `- name: default`, `scopes: [\"*\"]` and `keys: [{provider: <KeyManagementProvider>}]`",
+        )),
         (other, _) => Err(TrustConfigError::resource(
             KIND,
             name,
             format!("verifier type {other:?} is not supported yet"),
-            "use the `notation` verifier",
+            "use the `notation` or `cosign` verifier",
         )),
     }
 }

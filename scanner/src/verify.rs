@@ -1,6 +1,7 @@
-//! The verification pipeline: reference → subject descriptor → referrers → the first verifier
-//! that handles each referrer's artifact type → Ratify-shaped reports + evidence → the config
-//! policy's decision.
+//! The verification pipeline: reference → subject descriptor → referrers (plus Cosign's
+//! `sha256-<hex>.sig` tag when the Store has `cosignEnabled`) → the first verifier that handles
+//! each referrer's artifact type → Ratify-shaped reports + evidence → the config policy's
+//! decision.
 //!
 //! Registry failures that a retry may fix (down, throttled, timed out, credentials) are returned
 //! as `Err` — never turned into a deny and never into "unsigned". A failure that is a property of
@@ -11,11 +12,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 use tracing::{Instrument, debug, info_span};
 
 use crate::Error;
+use crate::cosign::{self, CosignVerifier};
 use crate::notation::{self, Prefilter};
 use crate::registry::{Descriptor, ImageReference, RegistryClient, RegistryError, Repository};
 use crate::report::{Evidence, VerificationResult, VerifierReport};
@@ -24,8 +26,8 @@ use crate::trust::{TrustConfig, VerifierConfig, VerifierKind};
 /// How many referrers are verified concurrently for one subject.
 const REFERRER_CONCURRENCY: usize = 4;
 
-/// A referrer's report, with the evidence when it verified.
-type ReferrerReport = (VerifierReport, Option<Evidence>);
+/// A referrer's report, with the evidence of every signature that verified.
+type ReferrerReport = (VerifierReport, Vec<Evidence>);
 
 /// Verifies images against one trust configuration. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -105,21 +107,43 @@ impl ImageVerifier {
         subject: &Subject,
         now: DateTime<Utc>,
     ) -> Result<VerificationResult, Error> {
-        let referrers = self
-            .registry
-            .referrers(&subject.repository, &subject.descriptor.digest, None)
-            .await?;
+        // Cosign's legacy signatures live under a tag, not in the referrers list; both lookups
+        // run at once. Either failing (outage, throttling) fails the whole verification.
+        let cosign_tag = async {
+            if self.trust.store.cosign_enabled {
+                self.registry
+                    .cosign_signature_tag(&subject.repository, &subject.descriptor.digest)
+                    .await
+            } else {
+                Ok(None)
+            }
+        };
+        let (referrers, cosign_tag) = futures::future::join(
+            self.registry
+                .referrers(&subject.repository, &subject.descriptor.digest, None),
+            cosign_tag,
+        )
+        .await;
+        let referrers = referrers?;
+        let mut candidates = referrers.manifests.clone();
+        if let Some(mut sig) = cosign_tag? {
+            // The `.sig` manifest is a plain image manifest; Ratify reports it under this type.
+            sig.artifact_type = Some(cosign::ARTIFACT_TYPE_SIGNATURE.to_owned());
+            if !candidates.iter().any(|c| c.digest == sig.digest) {
+                candidates.push(sig);
+            }
+        }
         debug!(
             count = referrers.manifests.len(),
             truncated = referrers.truncated,
             source = ?referrers.source,
+            cosign_tag = candidates.len() > referrers.manifests.len(),
             "referrers discovered"
         );
 
         // Futures are built eagerly so the stream holds no borrowing closure (keeps the
         // returned future `Send` for any caller lifetime).
-        let pending: Vec<_> = referrers
-            .manifests
+        let pending: Vec<_> = candidates
             .iter()
             .map(|referrer| self.verify_referrer(subject, referrer, now))
             .collect();
@@ -244,21 +268,31 @@ impl ImageVerifier {
                 self.verify_notation(subject, referrer, manifest, verifier, policy, stores, now)
                     .await
             }
+            VerifierKind::Cosign { verifier: cosign } => {
+                self.verify_cosign(
+                    subject,
+                    referrer,
+                    manifest,
+                    &artifact_type,
+                    verifier,
+                    cosign,
+                    now,
+                )
+                .await
+            }
         };
         match result {
-            Ok(NotationResult::Verified {
+            Ok(ReferrerResult::Verified {
                 message,
                 extensions,
                 evidence,
-            }) => Ok(Some((
-                report(true, message, "", extensions),
-                Some(evidence),
-            ))),
-            Ok(NotationResult::Failed {
+            }) => Ok(Some((report(true, message, "", extensions), evidence))),
+            Ok(ReferrerResult::Failed {
                 message,
                 reason,
                 extensions,
-            }) => Ok(Some((report(false, message, &reason, extensions), None))),
+            }) => Ok(Some((report(false, message, &reason, extensions), vec![]))),
+            Ok(ReferrerResult::NotApplicable) => Ok(None),
             Err(e) if e.is_transient() => Err(e),
             Err(e) => Ok(Some((
                 report(
@@ -270,7 +304,7 @@ impl ImageVerifier {
                     "SIGNATURE_ARTIFACT_INVALID",
                     None,
                 ),
-                None,
+                vec![],
             ))),
         }
     }
@@ -285,7 +319,7 @@ impl ImageVerifier {
         policy: &notation::TrustPolicyDocument,
         stores: &notation::TrustStores,
         now: DateTime<Utc>,
-    ) -> Result<NotationResult, Error> {
+    ) -> Result<ReferrerResult, Error> {
         let manifest = match manifest {
             Some(m) => m,
             None => self
@@ -297,7 +331,7 @@ impl ImageVerifier {
         // A tag-schema index is maintained by pushers, not the registry: trust only a manifest
         // that names this subject.
         if manifest.subject.as_ref().map(|s| &s.digest) != Some(&subject.descriptor.digest) {
-            return Ok(NotationResult::Failed {
+            return Ok(ReferrerResult::Failed {
                 message: format!(
                     "signature manifest {} does not name {} as its subject",
                     referrer.digest, subject.descriptor.digest
@@ -307,7 +341,7 @@ impl ImageVerifier {
             });
         }
         let [layer] = manifest.layers.as_slice() else {
-            return Ok(NotationResult::Failed {
+            return Ok(ReferrerResult::Failed {
                 message: format!(
                     "signature manifest {} has {} layers; a Notation signature has exactly one",
                     referrer.digest,
@@ -325,7 +359,7 @@ impl ImageVerifier {
         match notation::prefilter(policy, stores, &pinned, thumbprints) {
             Prefilter::Verify => {}
             Prefilter::CannotVerify(reason) => {
-                return Ok(NotationResult::Failed {
+                return Ok(ReferrerResult::Failed {
                     message: format!(
                         "signature {} cannot verify under verifier {}: {reason}",
                         referrer.digest, verifier.name
@@ -335,7 +369,7 @@ impl ImageVerifier {
                 });
             }
             Prefilter::SkippedByPolicy(reason) => {
-                return Ok(NotationResult::Failed {
+                return Ok(ReferrerResult::Failed {
                     message: reason,
                     reason: "VERIFICATION_SKIPPED".into(),
                     extensions: None,
@@ -366,7 +400,7 @@ impl ImageVerifier {
                 Some(v) => format!("NOTATION_{}_FAILURE", v.as_str().to_uppercase()),
                 None => "NOTATION_NO_APPLICABLE_TRUST_POLICY".into(),
             };
-            return Ok(NotationResult::Failed {
+            return Ok(ReferrerResult::Failed {
                 message: format!(
                     "Failed to verify signature with digest {}: {}",
                     referrer.digest, outcome.message
@@ -390,30 +424,154 @@ impl ImageVerifier {
                     .map(|h| format!("sha256:{}", h.trim_start_matches("sha256:"))),
             );
         }
-        Ok(NotationResult::Verified {
+        Ok(ReferrerResult::Verified {
             message: outcome.message.clone(),
             extensions,
-            evidence: Evidence {
+            evidence: vec![Evidence {
                 verifier_name: verifier.name.clone(),
                 artifact_type: notation::ARTIFACT_TYPE_SIGNATURE.to_owned(),
                 reference_digest: referrer.digest.to_string(),
                 envelope_digest: ev.envelope_digest.clone(),
                 fingerprints,
                 valid_until: outcome.valid_until,
-            },
+            }],
+        })
+    }
+
+    /// A Cosign signature manifest (legacy layers) or Sigstore bundle referrer.
+    #[allow(clippy::too_many_arguments)]
+    async fn verify_cosign(
+        &self,
+        subject: &Subject,
+        referrer: &Descriptor,
+        manifest: Option<crate::registry::ImageManifest>,
+        artifact_type: &str,
+        verifier: &VerifierConfig,
+        cosign: &CosignVerifier,
+        now: DateTime<Utc>,
+    ) -> Result<ReferrerResult, Error> {
+        let manifest = match manifest {
+            Some(m) => m,
+            None => self
+                .registry
+                .fetch_manifest(&subject.repository, &referrer.digest)
+                .await?
+                .image_manifest()?,
+        };
+        // Referrers name their subject; the `.sig` tag form has none (its payload binds the digest).
+        if let Some(s) = &manifest.subject
+            && s.digest != subject.descriptor.digest
+        {
+            return Ok(ReferrerResult::Failed {
+                message: format!(
+                    "signature manifest {} does not name {} as its subject",
+                    referrer.digest, subject.descriptor.digest
+                ),
+                reason: "SIGNATURE_SUBJECT_MISMATCH".into(),
+                extensions: None,
+            });
+        }
+        let repository = subject.repository.to_string();
+        let digest = subject.descriptor.digest.to_string();
+        let target = cosign::Subject {
+            reference: &subject.original,
+            repository: &repository,
+            digest: &digest,
+        };
+        let mut note = String::new();
+        let outcome = if artifact_type.starts_with(cosign::BUNDLE_MEDIA_TYPE_PREFIX) {
+            let [layer] = manifest.layers.as_slice() else {
+                return Ok(ReferrerResult::Failed {
+                    message: format!(
+                        "Sigstore bundle manifest {} has {} layers; a bundle artifact has exactly one",
+                        referrer.digest,
+                        manifest.layers.len()
+                    ),
+                    reason: "SIGNATURE_ARTIFACT_INVALID".into(),
+                    extensions: None,
+                });
+            };
+            let bytes = self.registry.fetch_blob(&subject.repository, layer).await?;
+            match cosign.verify_bundle(&target, &bytes, &layer.digest.to_string(), now) {
+                cosign::BundleOutcome::Verified(o) => o,
+                cosign::BundleOutcome::NotASignature { predicate_type } => {
+                    debug!(referrer = %referrer.digest, %predicate_type, "bundle is an attestation, not a signature");
+                    return Ok(ReferrerResult::NotApplicable);
+                }
+            }
+        } else {
+            let layers = &manifest.layers;
+            let examined = &layers[..layers.len().min(cosign::MAX_SIGNATURES_PER_MANIFEST)];
+            if examined.len() < layers.len() {
+                note = format!(
+                    " Only the first {} of {} signatures were examined.",
+                    examined.len(),
+                    layers.len()
+                );
+            }
+            // Built eagerly, as above, so the returned future stays `Send`.
+            let fetches: Vec<_> = examined
+                .iter()
+                .map(|l| self.registry.fetch_blob(&subject.repository, l))
+                .collect();
+            let blobs: Vec<bytes::Bytes> = futures::stream::iter(fetches)
+                .buffered(REFERRER_CONCURRENCY)
+                .try_collect()
+                .await?;
+            let digests: Vec<String> = examined.iter().map(|l| l.digest.to_string()).collect();
+            let layers: Vec<cosign::SignatureLayer<'_>> = examined
+                .iter()
+                .zip(&blobs)
+                .zip(&digests)
+                .map(|((l, payload), digest)| cosign::SignatureLayer {
+                    media_type: &l.media_type,
+                    digest,
+                    payload,
+                    annotations: &l.annotations,
+                })
+                .collect();
+            cosign.verify_layers(&target, &layers, now)
+        };
+        let extensions = Some(outcome.extensions());
+        if !outcome.is_success {
+            return Ok(ReferrerResult::Failed {
+                message: format!("{}{note}", outcome.message),
+                reason: outcome.error_reason,
+                extensions,
+            });
+        }
+        let evidence = outcome
+            .verified_signatures()
+            .into_iter()
+            .map(|v| Evidence {
+                verifier_name: verifier.name.clone(),
+                artifact_type: artifact_type.to_owned(),
+                reference_digest: referrer.digest.to_string(),
+                envelope_digest: v.envelope_digest,
+                fingerprints: v.fingerprints,
+                valid_until: v.valid_until,
+            })
+            .collect();
+        Ok(ReferrerResult::Verified {
+            message: format!("{}{note}", outcome.message),
+            extensions,
+            evidence,
         })
     }
 }
 
-enum NotationResult {
+/// What a verifier concluded about one referrer.
+enum ReferrerResult {
     Verified {
         message: String,
         extensions: Option<serde_json::Value>,
-        evidence: Evidence,
+        evidence: Vec<Evidence>,
     },
     Failed {
         message: String,
         reason: String,
         extensions: Option<serde_json::Value>,
     },
+    /// Not something this verifier reports on (a Sigstore bundle holding an attestation).
+    NotApplicable,
 }

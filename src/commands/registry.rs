@@ -6,16 +6,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use verdict_scanner::cosign::SigstoreTrustRoot;
 use verdict_scanner::registry::{
     Anonymous, AuthProvider, DockerConfig, RegistryClient, RegistryConfig,
 };
 use verdict_scanner::trust::TrustConfig;
 
-use crate::cli::RegistryArgs;
+use crate::cli::{RegistryArgs, TrustArgs};
 
 /// Loads Ratify resources and builds the trust configuration; any configuration error is fatal
 /// (fail closed: a half-understood configuration must not verify anything).
-pub fn load_trust(path: &Path) -> anyhow::Result<TrustConfig> {
+pub fn load_trust(path: &Path, args: &TrustArgs) -> anyhow::Result<TrustConfig> {
+    let sigstore = match &args.sigstore_trusted_root {
+        Some(p) => {
+            let bytes = std::fs::read(p).with_context(|| {
+                format!("cannot read the Sigstore trusted root {}", p.display())
+            })?;
+            SigstoreTrustRoot::from_trusted_root_json(&bytes).with_context(|| {
+                format!(
+                    "{} is not a usable Sigstore trusted root (--sigstore-trusted-root)",
+                    p.display()
+                )
+            })?
+        }
+        None => SigstoreTrustRoot::new(),
+    };
     let report = verdict_crds::load_path(path)
         .with_context(|| format!("cannot read the configuration {}", path.display()))?;
     for d in &report.diagnostics {
@@ -32,8 +47,11 @@ pub fn load_trust(path: &Path) -> anyhow::Result<TrustConfig> {
             path.display()
         );
     }
-    TrustConfig::from_resources(report.valid_resources().map(|l| &l.resource))
-        .context("cannot build the trust configuration")
+    TrustConfig::from_resources_with_sigstore(
+        report.valid_resources().map(|l| &l.resource),
+        Arc::new(sigstore),
+    )
+    .context("cannot build the trust configuration")
 }
 
 pub fn client(args: &RegistryArgs, trust: &TrustConfig) -> anyhow::Result<RegistryClient> {

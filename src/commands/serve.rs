@@ -32,7 +32,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         .context("cannot install the metrics recorder")?;
     let readiness = Readiness::new(&["store", "config"]);
 
-    let trust = Arc::new(super::registry::load_trust(&args.config)?);
+    let trust = Arc::new(super::registry::load_trust(&args.config, &args.trust)?);
     tracing::info!(
         fingerprint = %trust.fingerprint,
         verifiers = trust.verifiers.len(),

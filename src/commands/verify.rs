@@ -15,7 +15,7 @@ use super::{EXIT_INVALID, EXIT_USAGE};
 use crate::cli::{OutputFormat, VerifyArgs};
 
 pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let trust = super::registry::load_trust(&args.config)?;
+    let trust = super::registry::load_trust(&args.config, &args.trust)?;
     let reference = ImageReference::parse(&args.image)
         .with_context(|| format!("invalid image reference {:?}", args.image))?;
     let registry = super::registry::client(&args.registry, &trust)?;

@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
 
 use super::crypto::{self, AlgorithmId, Curve, PublicKeyInfo};
-use super::der::{self, Reader};
 use super::names::{self, ParsedName};
+use crate::der::{self, Reader};
 
 pub(crate) const EKU_SERVER_AUTH: &str = "1.3.6.1.5.5.7.3.1";
 pub(crate) const EKU_CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";

@@ -5,7 +5,9 @@ use aws_lc_rs::digest;
 use aws_lc_rs::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
 use serde::{Deserialize, Serialize};
 
-use super::der::{self, Reader};
+pub(crate) use crate::der::AlgorithmId;
+use crate::der::{self, Reader};
+pub(crate) use crate::rfc3161::HashAlg;
 
 /// The Notary Project signature algorithms (spec "Signature Algorithm Requirements").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -97,43 +99,6 @@ impl std::fmt::Display for SignatureAlgorithm {
     }
 }
 
-/// Hash functions accepted anywhere in a Notation verification (SHA-1 never is).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum HashAlg {
-    Sha256,
-    Sha384,
-    Sha512,
-}
-
-impl HashAlg {
-    pub fn from_oid(oid: &str) -> Result<Self, String> {
-        match oid {
-            "2.16.840.1.101.3.4.2.1" => Ok(Self::Sha256),
-            "2.16.840.1.101.3.4.2.2" => Ok(Self::Sha384),
-            "2.16.840.1.101.3.4.2.3" => Ok(Self::Sha512),
-            "1.3.14.3.2.26" => Err("SHA-1 is not allowed".into()),
-            other => Err(format!("unsupported hash algorithm {other}")),
-        }
-    }
-
-    pub fn digest(self, data: &[u8]) -> Vec<u8> {
-        let alg = match self {
-            Self::Sha256 => &digest::SHA256,
-            Self::Sha384 => &digest::SHA384,
-            Self::Sha512 => &digest::SHA512,
-        };
-        digest::digest(alg, data).as_ref().to_vec()
-    }
-
-    pub fn output_len(self) -> usize {
-        match self {
-            Self::Sha256 => 32,
-            Self::Sha384 => 48,
-            Self::Sha512 => 64,
-        }
-    }
-}
-
 /// SHA-256 of `data` as lowercase hex.
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
     hex::encode(digest::digest(&digest::SHA256, data).as_ref())
@@ -208,30 +173,6 @@ pub(crate) fn verify_envelope_signature(
         .map_err(|_| {
             format!("the {alg} signature does not verify with the signing certificate's public key")
         })
-}
-
-/// An X.509 / CMS `AlgorithmIdentifier`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct AlgorithmId {
-    pub oid: String,
-    /// Raw DER of the parameters, if any.
-    pub params: Option<Vec<u8>>,
-}
-
-impl AlgorithmId {
-    /// Parses an `AlgorithmIdentifier` SEQUENCE.
-    pub fn parse(r: &mut Reader<'_>, what: &str) -> Result<Self, String> {
-        let seq = r.read(der::TAG_SEQUENCE, what)?;
-        let mut inner = seq.reader();
-        let oid = der::read_oid(&mut inner, what)?;
-        let params = if inner.is_empty() {
-            None
-        } else {
-            Some(inner.read_any(what)?.raw.to_vec())
-        };
-        inner.finish(what)?;
-        Ok(Self { oid, params })
-    }
 }
 
 const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";

@@ -12,7 +12,6 @@
 
 mod certs;
 mod crypto;
-mod der;
 mod envelope;
 mod error;
 mod names;

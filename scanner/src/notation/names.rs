@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::der::{self, Reader};
+use crate::der::{self, Reader};
 
 /// Go's fixed attribute-type names (crypto/x509/pkix `attributeTypeNames`).
 fn short_name(oid: &str) -> Option<&'static str> {

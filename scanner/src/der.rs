@@ -1,9 +1,10 @@
-//! A small, strict DER reader for the ASN.1 structures Notation needs beyond X.509 certificates:
-//! CMS `SignedData`, RFC 3161 `TSTInfo` and ESS signing-certificate attributes.
+//! A small, strict DER reader and encoder shared by the Notation and Cosign verifiers: CMS
+//! `SignedData`, RFC 3161 `TSTInfo`, ESS attributes, and the certificate surgery Cosign needs
+//! (SCT precertificate form, ECDSA `r || s`).
 //!
 //! Hand-written because `x509-tsp`/`der` 0.7 reject `GeneralizedTime` with fractional seconds,
-//! which RFC 3161 explicitly allows (Microsoft's and DigiCert's TSAs emit them), and because the
-//! signed attributes must be verified over their original bytes.
+//! which RFC 3161 explicitly allows (Microsoft's and DigiCert's TSAs emit them), and because signed
+//! attributes must be verified over their original bytes.
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -140,6 +141,32 @@ impl<'a> Reader<'a> {
             ))
         }
     }
+}
+
+/// Reads one TLV from the front of `data` and returns it with the rest. Unlike [`Reader`], also
+/// rejects non-minimal length encodings (Cosign's SCT and signature checks are byte-exact).
+pub(crate) fn read_tlv(data: &[u8]) -> Result<(Tlv<'_>, &[u8]), String> {
+    let mut r = Reader::new(data);
+    let tlv = r.read_any("DER")?;
+    let len = tlv.value.len();
+    let len_bytes = tlv.raw.len() - len - 2;
+    let minimal = len_bytes == 0
+        || (len >= 0x80 && len_bytes == (usize::BITS - len.leading_zeros()).div_ceil(8) as usize);
+    if !minimal {
+        return Err("DER: non-minimal length encoding".into());
+    }
+    Ok((tlv, r.data))
+}
+
+/// Every TLV of `data`, in order (minimal lengths required, as [`read_tlv`]).
+pub(crate) fn read_all(mut data: &[u8]) -> Result<Vec<Tlv<'_>>, String> {
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        let (tlv, rest) = read_tlv(data)?;
+        out.push(tlv);
+        data = rest;
+    }
+    Ok(out)
 }
 
 /// Parses a whole buffer as exactly one TLV.
@@ -306,6 +333,125 @@ pub(crate) fn encode_tlv(tag: u8, value: &[u8]) -> Vec<u8> {
     out
 }
 
+/// An X.509 / CMS `AlgorithmIdentifier`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AlgorithmId {
+    pub oid: String,
+    /// Raw DER of the parameters, if any.
+    pub params: Option<Vec<u8>>,
+}
+
+impl AlgorithmId {
+    /// Parses an `AlgorithmIdentifier` SEQUENCE.
+    pub fn parse(r: &mut Reader<'_>, what: &str) -> Result<Self, String> {
+        let seq = r.read(TAG_SEQUENCE, what)?;
+        let mut inner = seq.reader();
+        let oid = read_oid(&mut inner, what)?;
+        let params = if inner.is_empty() {
+            None
+        } else {
+            Some(inner.read_any(what)?.raw.to_vec())
+        };
+        inner.finish(what)?;
+        Ok(Self { oid, params })
+    }
+}
+
+/// `[3] EXPLICIT` — the extensions of a `TBSCertificate`.
+const TAG_TBS_EXTENSIONS: u8 = 0xA3;
+
+/// The certificate's `TBSCertificate` re-encoded without the extension whose DER-encoded OID is
+/// `oid_der` (tag and length included). Errors when the certificate has no such extension.
+pub(crate) fn tbs_without_extension(cert_der: &[u8], oid_der: &[u8]) -> Result<Vec<u8>, String> {
+    let (cert, _) = read_tlv(cert_der)?;
+    if cert.tag != TAG_SEQUENCE {
+        return Err("certificate is not a SEQUENCE".into());
+    }
+    let (tbs, _) = read_tlv(cert.value)?;
+    if tbs.tag != TAG_SEQUENCE {
+        return Err("TBSCertificate is not a SEQUENCE".into());
+    }
+    let mut removed = false;
+    let mut content = Vec::with_capacity(tbs.value.len());
+    for field in read_all(tbs.value)? {
+        if field.tag != TAG_TBS_EXTENSIONS {
+            content.extend_from_slice(field.raw);
+            continue;
+        }
+        let (list, _) = read_tlv(field.value)?;
+        let mut kept = Vec::with_capacity(list.value.len());
+        for ext in read_all(list.value)? {
+            let (oid, _) = read_tlv(ext.value)?;
+            if oid.raw == oid_der {
+                removed = true;
+            } else {
+                kept.extend_from_slice(ext.raw);
+            }
+        }
+        content.extend(encode_tlv(
+            TAG_TBS_EXTENSIONS,
+            &encode_tlv(TAG_SEQUENCE, &kept),
+        ));
+    }
+    if !removed {
+        return Err("the certificate has no such extension".into());
+    }
+    Ok(encode_tlv(TAG_SEQUENCE, &content))
+}
+
+/// `SEQUENCE { INTEGER r, INTEGER s }` → `r || s`, each left-padded to `half` bytes. `None` when
+/// `sig` is not exactly that structure or an integer does not fit.
+pub(crate) fn integer_pair_to_fixed(sig: &[u8], half: usize) -> Option<Vec<u8>> {
+    let (seq, rest) = read_tlv(sig).ok()?;
+    if seq.tag != TAG_SEQUENCE || !rest.is_empty() {
+        return None;
+    }
+    let ints = read_all(seq.value).ok()?;
+    let [r, s] = ints.as_slice() else {
+        return None;
+    };
+    let mut out = Vec::with_capacity(half * 2);
+    for int in [r, s] {
+        if int.tag != TAG_INTEGER {
+            return None;
+        }
+        let v = match int.value {
+            [0, rest @ ..] => rest,
+            v => v,
+        };
+        if v.len() > half {
+            return None;
+        }
+        out.extend(std::iter::repeat_n(0u8, half - v.len()));
+        out.extend_from_slice(v);
+    }
+    Some(out)
+}
+
+/// DER encoding of an OID given as dotted text (for comparisons with raw extension OIDs).
+pub(crate) fn oid_der(dotted: &str) -> Vec<u8> {
+    let arcs: Vec<u64> = dotted.split('.').filter_map(|a| a.parse().ok()).collect();
+    let mut body = Vec::new();
+    if arcs.len() >= 2 {
+        push_base128(&mut body, arcs[0] * 40 + arcs[1]);
+        for &a in &arcs[2..] {
+            push_base128(&mut body, a);
+        }
+    }
+    encode_tlv(TAG_OID, &body)
+}
+
+fn push_base128(out: &mut Vec<u8>, mut v: u64) {
+    let mut tmp = vec![(v & 0x7f) as u8];
+    v >>= 7;
+    while v > 0 {
+        tmp.push(0x80 | (v & 0x7f) as u8);
+        v >>= 7;
+    }
+    tmp.reverse();
+    out.extend(tmp);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,6 +477,8 @@ mod tests {
         assert_eq!(t.to_rfc3339(), "2024-06-18T06:29:37+00:00");
         assert!(parse_generalized_time(b"20240618062937+0100").is_err());
         assert!(parse_generalized_time(b"20241318062937Z").is_err());
+        assert!(parse_generalized_time(b"20240618062937").is_err());
+        assert!(parse_generalized_time(b"2024061806293Z").is_err());
     }
 
     #[test]
@@ -339,5 +487,46 @@ mod tests {
         assert!(r.read_any("x").unwrap_err().contains("indefinite"));
         let mut r = Reader::new(&[0x04, 0x05, 0x01]);
         assert!(r.read_any("x").unwrap_err().contains("exceeds"));
+    }
+
+    #[test]
+    fn lengths_round_trip() {
+        for n in [0usize, 1, 127, 128, 255, 256, 70_000] {
+            let content = vec![7u8; n];
+            let enc = encode_tlv(0x04, &content);
+            let (tlv, rest) = read_tlv(&enc).unwrap();
+            assert!(rest.is_empty());
+            assert_eq!(tlv.value.len(), n);
+            assert_eq!(tlv.raw, enc.as_slice());
+        }
+    }
+
+    #[test]
+    fn rejects_truncated_and_non_minimal() {
+        assert!(read_tlv(&[0x30, 0x05, 1, 2]).is_err());
+        assert!(read_tlv(&[0x30, 0x81, 0x05, 1, 2, 3, 4, 5]).is_err());
+        assert!(read_tlv(&[0x30]).is_err());
+    }
+
+    #[test]
+    fn integer_pair_unwraps_with_padding() {
+        // SEQUENCE { INTEGER 0x00ff, INTEGER 0x01 }
+        let sig = [0x30, 0x07, 0x02, 0x02, 0x00, 0xff, 0x02, 0x01, 0x01];
+        assert_eq!(
+            integer_pair_to_fixed(&sig, 3).unwrap(),
+            vec![0, 0, 0xff, 0, 0, 1]
+        );
+        assert!(integer_pair_to_fixed(&sig, 0).is_none());
+        assert!(integer_pair_to_fixed(&[0x30, 0x00], 2).is_none());
+    }
+
+    #[test]
+    fn oid_encoding() {
+        assert_eq!(
+            oid_der("1.3.6.1.4.1.11129.2.4.2"),
+            vec![
+                0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01, 0xd6, 0x79, 0x02, 0x04, 0x02
+            ]
+        );
     }
 }
