@@ -3,16 +3,17 @@
 //! `verdict serve` answers Gatekeeper's external-data request for each, the way
 //! `kubectl run demo-signed` / `demo-unsigned` would trigger it in a cluster.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
-use serde_json::{Value, json};
+use anyhow::{Context, Result};
+use serde_json::Value;
 
 use crate::notation::push_notation_signature;
 use crate::pki::{CertBuilder, KeyAlg, TestCert};
-use crate::process::{ChildServer, ServerCommand, free_port, http_client, http_get_status_ok};
 use crate::registry::DockerRegistry;
+pub use crate::serve::default_verdict_bin;
+use crate::serve::{ServeOptions, VERIFY_V1, VerdictServer};
 
 /// Subject of the demo signing certificate (the seed's `SUBJECT_DN` shape).
 pub const SIGNER_SUBJECT: &str = "C=US, ST=WA, O=Verdict Demo, CN=demo";
@@ -24,10 +25,6 @@ pub const VERIFIER_NAME: &str = "verifier-notation";
 pub const SIGNED_IMAGE: (&str, &str) = ("ratify-demo/net-monitor", "v1");
 /// The unsigned image (repository, tag).
 pub const UNSIGNED_IMAGE: (&str, &str) = ("ratify-demo/net-watcher", "v1");
-
-const GATEKEEPER_PATH: &str = "/ratify/gatekeeper/v1/verify";
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What Verdict answered for one pod's image.
 #[derive(Clone, Debug)]
@@ -128,31 +125,10 @@ spec:
     )
 }
 
-/// The verdict binary to run: `$VERDICT_BIN`, else `<target dir>/debug/verdict` with the target
-/// dir from `$CARGO_TARGET_DIR` or `target`.
-pub fn default_verdict_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("VERDICT_BIN") {
-        return PathBuf::from(p);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target"));
-    target.join("debug/verdict")
-}
-
 /// Runs the demo with `verdict_bin`, reporting progress lines (and the kubectl-style verdicts)
 /// to `say`. Everything it starts (docker-registry, verdict) and every temp dir is gone when it
 /// returns or when the future is dropped.
 pub async fn run(verdict_bin: &Path, mut say: impl FnMut(&str)) -> Result<DemoOutcome> {
-    let verdict_bin = std::path::absolute(verdict_bin)
-        .with_context(|| format!("resolving {}", verdict_bin.display()))?;
-    ensure!(
-        verdict_bin.is_file(),
-        "verdict binary not found at {}: build it with `cargo build -p verdict` \
-         (or pass its path / set VERDICT_BIN)",
-        verdict_bin.display()
-    );
-
     say("# starting a local registry (docker-registry)");
     let registry = DockerRegistry::start().await?;
     let host = registry.host_port();
@@ -186,65 +162,20 @@ pub async fn run(verdict_bin: &Path, mut say: impl FnMut(&str)) -> Result<DemoOu
         unsigned.digest
     ));
 
-    let config_dir = tempfile::Builder::new()
-        .prefix("verdict-demo-config-")
-        .tempdir()
-        .context("creating the config temp dir")?;
-    let data_dir = tempfile::Builder::new()
-        .prefix("verdict-demo-data-")
-        .tempdir()
-        .context("creating the data temp dir")?;
-    let config_file = config_dir.path().join("ratify.yaml");
-    std::fs::write(&config_file, ratify_config(&cert))
-        .with_context(|| format!("writing {}", config_file.display()))?;
+    let mut verdict = VerdictServer::start(
+        ServeOptions::new(verdict_bin, ratify_config(&cert)).plain_http(&host),
+    )
+    .await?;
     say(&format!(
         "# Ratify CRs ({KMP_NAME}, {VERIFIER_NAME}) written to {}",
-        config_file.display()
+        verdict.config_file().display()
     ));
-
-    let listen = format!("127.0.0.1:{}", free_port()?);
-    let ops = format!("127.0.0.1:{}", free_port()?);
-    let bin = verdict_bin.to_string_lossy().into_owned();
-    let mut command = ServerCommand::new(&bin)
-        .args(["serve", "--config"])
-        .arg(config_dir.path())
-        .arg("--data-dir")
-        .arg(data_dir.path())
-        .args([
-            "--listen",
-            &listen,
-            "--ops-listen",
-            &ops,
-            "--plain-http",
-            &host,
-        ]);
-    command.name = "verdict serve".into();
-    command.cwd = Some(data_dir.path().to_path_buf());
-    let mut verdict = ChildServer::spawn(command, &data_dir.path().join("verdict.log"))?;
     say(&format!(
-        "# started verdict serve (Gatekeeper API https://{listen}, ops http://{ops})"
+        "# started verdict serve (Gatekeeper API https://{}, ops http://{})",
+        verdict.listen(),
+        verdict.ops()
     ));
-    let probe = http_client(Duration::from_secs(2))?;
-    let readyz = format!("http://{ops}/readyz");
-    verdict
-        .wait_ready(READY_TIMEOUT, "/readyz", || {
-            http_get_status_ok(&probe, &readyz, |s| s == 200)
-        })
-        .await?;
     say("# verdict is ready; asking it what Gatekeeper would ask for each pod\n");
-
-    let ca_path = data_dir.path().join("tls/ca.crt");
-    let ca = std::fs::read(&ca_path)
-        .with_context(|| format!("reading Verdict's local CA {}", ca_path.display()))?;
-    let https = reqwest::Client::builder()
-        .no_proxy()
-        .tls_certs_only([reqwest::Certificate::from_pem(&ca)
-            .with_context(|| format!("parsing {}", ca_path.display()))?])
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(REQUEST_TIMEOUT)
-        .build()
-        .context("building the HTTPS client")?;
-    let url = format!("https://{listen}{GATEKEEPER_PATH}");
 
     let mut verdicts = Vec::new();
     for (pod, (repo, tag)) in [
@@ -253,9 +184,11 @@ pub async fn run(verdict_bin: &Path, mut say: impl FnMut(&str)) -> Result<DemoOu
     ] {
         let image = format!("{host}/{repo}:{tag}");
         say(&format!("$ kubectl run {pod} --image={image}"));
-        let verdict_for_pod = ask(&https, &url, pod, &image)
+        let response = verdict
+            .post_keys(VERIFY_V1, &[&image])
             .await
             .with_context(|| format!("verdict log tail:\n{}", verdict.log_tail()))?;
+        let verdict_for_pod = judge(pod, &image, &response);
         say(&verdict_for_pod.kubectl_line);
         say("");
         verdicts.push(verdict_for_pod);
@@ -266,32 +199,6 @@ pub async fn run(verdict_bin: &Path, mut say: impl FnMut(&str)) -> Result<DemoOu
     let unsigned = verdicts.pop().context("no verdict for demo-unsigned")?;
     let signed = verdicts.pop().context("no verdict for demo-signed")?;
     Ok(DemoOutcome { signed, unsigned })
-}
-
-/// POSTs one ProviderRequest for `image` and turns the answer into a Gatekeeper decision.
-async fn ask(client: &reqwest::Client, url: &str, pod: &str, image: &str) -> Result<PodVerdict> {
-    let body = json!({
-        "apiVersion": "externaldata.gatekeeper.sh/v1beta1",
-        "kind": "ProviderRequest",
-        "request": {"keys": [image]},
-    });
-    let resp = client
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .with_context(|| format!("POST {url}"))?;
-    let status = resp.status();
-    let text = resp
-        .text()
-        .await
-        .with_context(|| format!("reading the answer of POST {url}"))?;
-    if !status.is_success() {
-        bail!("POST {url} answered {status}: {text}");
-    }
-    let response: Value = serde_json::from_str(&text)
-        .with_context(|| format!("POST {url} answered non-JSON: {text}"))?;
-    Ok(judge(pod, image, &response))
 }
 
 /// Gatekeeper's reading of a ProviderResponse for one key (fail closed: anything but an item
@@ -386,6 +293,7 @@ fn judge(pod: &str, image: &str, response: &Value) -> PodVerdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const IMAGE: &str = "127.0.0.1:5000/app:v1";
 

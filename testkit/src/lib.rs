@@ -16,6 +16,7 @@ pub mod oci;
 pub mod pki;
 pub mod process;
 pub mod registry;
+pub mod serve;
 
 pub use nats::NatsServer;
 pub use oci::{Descriptor, FetchedManifest, OciClient};
