@@ -153,6 +153,10 @@ pub struct ServeArgs {
     #[arg(long, env = "VERDICT_DENY_TTL_SECS", default_value_t = 30)]
     pub deny_ttl_secs: u64,
 
+    /// Verdicts kept decoded in memory in front of the store (≈ 2 KB each; 0 turns it off).
+    #[arg(long, env = "VERDICT_MEMORY_CACHE_ENTRIES", default_value_t = verdict_cache_api::adapters::DEFAULT_MEMORY_ENTRIES)]
+    pub memory_cache_entries: usize,
+
     #[command(flatten)]
     pub trust: TrustArgs,
 

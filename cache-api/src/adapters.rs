@@ -11,6 +11,7 @@ use verdict_scanner::report::VerificationResult;
 use verdict_scanner::store::{Lookup, StoredVerdict, TagKey, VerdictKey, VerdictStore};
 use verdict_scanner::verify::ImageVerifier;
 
+use crate::hot::HotVerdicts;
 use crate::service::{
     CacheError, InlineVerifier, ResolveError, SubjectKey, TagResolver, VerdictCache, VerifyError,
 };
@@ -97,16 +98,38 @@ impl TagResolver for RegistryTagResolver {
 /// The signed sled store as the verdict cache: a lookup is a hit only for an entry whose
 /// signature checks, that has not expired, and that was computed under the current trust
 /// configuration. Expiry (evidence validity, the deny TTL) is decided by the service.
+///
+/// A bounded [`HotVerdicts`] map sits in front of the store: filled on every put and on every
+/// store hit (already checked), consulted first, never served at or past the entry's expiry.
+/// The trust fingerprint is fixed for the life of this value (a trust-configuration change
+/// restarts `verdict serve`); a memory entry is still only served when its result carries that
+/// fingerprint. Removing a verdict from the store must go through [`Self::remove`] (or call
+/// [`Self::invalidate`]) so memory forgets it too.
 pub struct StoreVerdictCache {
     store: Arc<dyn VerdictStore>,
     trust_fingerprint: String,
+    hot: HotVerdicts,
 }
 
+/// Default number of verdicts kept decoded in memory in front of the store (≈ 2 KB each).
+pub const DEFAULT_MEMORY_ENTRIES: usize = 10_000;
+
 impl StoreVerdictCache {
+    /// With [`DEFAULT_MEMORY_ENTRIES`] verdicts held in memory.
     pub fn new(store: Arc<dyn VerdictStore>, trust_fingerprint: String) -> Self {
+        Self::with_memory_entries(store, trust_fingerprint, DEFAULT_MEMORY_ENTRIES)
+    }
+
+    /// With at most about `memory_entries` verdicts held in memory (0: every lookup reads the store).
+    pub fn with_memory_entries(
+        store: Arc<dyn VerdictStore>,
+        trust_fingerprint: String,
+        memory_entries: usize,
+    ) -> Self {
         StoreVerdictCache {
             store,
             trust_fingerprint,
+            hot: HotVerdicts::new(memory_entries),
         }
     }
 
@@ -119,6 +142,30 @@ impl StoreVerdictCache {
         )
         .map_err(|e| CacheError::Backend(e.to_string()))
     }
+
+    /// Forgets the in-memory copy of `key`'s verdict (the store entry is untouched).
+    pub fn invalidate(&self, key: &SubjectKey) -> bool {
+        self.hot.invalidate(key)
+    }
+
+    /// Removes `key`'s verdict from the store and from memory; true if the store had one.
+    pub fn remove(&self, key: &SubjectKey) -> Result<bool, CacheError> {
+        let store_key = Self::key(key)?;
+        // Before and after: a lookup that read the store before the removal cannot re-insert
+        // (generation check), and none can find the memory entry afterwards.
+        self.hot.invalidate(key);
+        let removed = self
+            .store
+            .remove(&store_key)
+            .map_err(|e| CacheError::Backend(e.to_string()));
+        self.hot.invalidate(key);
+        removed
+    }
+
+    /// Verdicts currently held in memory.
+    pub fn memory_len(&self) -> usize {
+        self.hot.len()
+    }
 }
 
 impl VerdictCache for StoreVerdictCache {
@@ -127,15 +174,26 @@ impl VerdictCache for StoreVerdictCache {
         key: &SubjectKey,
         now: DateTime<Utc>,
     ) -> Result<Option<VerificationResult>, CacheError> {
-        let key = Self::key(key)?;
+        if let Some(hit) = self.hot.get(key, now)
+            && hit.trust_config_fingerprint == self.trust_fingerprint
+        {
+            return Ok(Some((*hit).clone()));
+        }
+        let seen = self.hot.generation(key);
+        let store_key = Self::key(key)?;
         match self
             .store
-            .get(&key, &self.trust_fingerprint, now)
+            .get(&store_key, &self.trust_fingerprint, now)
             .map_err(|e| CacheError::Backend(e.to_string()))?
         {
-            Lookup::Hit(v) => Ok(Some(v.result)),
+            Lookup::Hit(v) => {
+                let result = Arc::new(v.result);
+                self.hot
+                    .insert_if_unchanged(seen, key, Arc::clone(&result), v.expires_at);
+                Ok(Some(Arc::unwrap_or_clone(result)))
+            }
             Lookup::Miss(reason) => {
-                tracing::debug!(key = %key.canonical(), reason = reason.as_str(), "store miss");
+                tracing::debug!(key = %store_key.canonical(), reason = reason.as_str(), "store miss");
                 Ok(None)
             }
         }
@@ -147,13 +205,135 @@ impl VerdictCache for StoreVerdictCache {
         result: &VerificationResult,
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<(), CacheError> {
-        let key = Self::key(key)?;
+        let store_key = Self::key(key)?;
         let mut stored = StoredVerdict::new(result.clone());
         if let Some(at) = expires_at {
             stored.expires_at = Some(stored.expires_at.map_or(at, |e| e.min(at)));
         }
-        self.store
-            .put(&key, &stored)
-            .map_err(|e| CacheError::Backend(e.to_string()))
+        match self.store.put(&store_key, &stored) {
+            Ok(()) => {
+                self.hot
+                    .insert(key, Arc::new(stored.result), stored.expires_at);
+                Ok(())
+            }
+            Err(e) => {
+                // The store may hold the old verdict or none: memory must not claim either.
+                self.hot.invalidate(key);
+                Err(CacheError::Backend(e.to_string()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use verdict_scanner::registry::Repository;
+    use verdict_scanner::report::ArtifactPolicy;
+    use verdict_scanner::store::{SignerKind, SledStore, StoreOptions, VerdictSigner};
+
+    const FP: &str = "fp-current";
+
+    fn open(dir: &std::path::Path) -> Arc<dyn VerdictStore> {
+        let signer = VerdictSigner::generate(SignerKind::HmacSha256).unwrap();
+        Arc::new(SledStore::open(dir, signer, StoreOptions::default()).unwrap())
+    }
+
+    fn subject(n: u8) -> SubjectKey {
+        SubjectKey::new(
+            None,
+            Repository::new("reg.example:5000", "team/app").unwrap(),
+            Digest::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap(),
+        )
+    }
+
+    fn result(key: &SubjectKey, fingerprint: &str) -> VerificationResult {
+        VerificationResult::decide(
+            key.reference().to_string(),
+            key.digest().to_string(),
+            Vec::new(),
+            Vec::new(),
+            &ArtifactPolicy::default(),
+            fingerprint.to_owned(),
+            Utc::now(),
+        )
+    }
+
+    #[test]
+    fn memory_serves_store_hits_and_forgets_on_invalidate_and_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let cache = StoreVerdictCache::with_memory_entries(Arc::clone(&store), FP.into(), 100);
+        let key = subject(1);
+        let expected = result(&key, FP);
+        store
+            .put(
+                &StoreVerdictCache::key(&key).unwrap(),
+                &StoredVerdict::new(expected.clone()),
+            )
+            .unwrap();
+        let now = Utc::now();
+        assert_eq!(cache.get(&key, now).unwrap(), Some(expected.clone()));
+        assert_eq!(
+            cache.memory_len(),
+            1,
+            "a verified store hit is kept in memory"
+        );
+        // Removed behind the adapter's back: memory still answers, which is why removals
+        // must invalidate.
+        store
+            .remove(&StoreVerdictCache::key(&key).unwrap())
+            .unwrap();
+        assert_eq!(cache.get(&key, now).unwrap(), Some(expected.clone()));
+        assert!(cache.invalidate(&key));
+        assert_eq!(cache.get(&key, now).unwrap(), None);
+
+        // Through the adapter: put fills memory, remove empties store and memory.
+        cache.put(&key, &expected, None).unwrap();
+        assert_eq!(cache.memory_len(), 1);
+        assert!(cache.remove(&key).unwrap());
+        assert_eq!(cache.memory_len(), 0);
+        assert_eq!(cache.get(&key, now).unwrap(), None);
+    }
+
+    #[test]
+    fn memory_never_serves_past_expiry_or_another_trust_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = StoreVerdictCache::with_memory_entries(open(dir.path()), FP.into(), 100);
+        let key = subject(2);
+        let now = Utc::now();
+        let at = now + chrono::Duration::seconds(30);
+        cache.put(&key, &result(&key, FP), Some(at)).unwrap();
+        assert!(
+            cache
+                .get(&key, at - chrono::Duration::seconds(1))
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(cache.get(&key, at).unwrap(), None, "served at its expiry");
+
+        let other = subject(3);
+        cache.put(&other, &result(&other, "fp-old"), None).unwrap();
+        assert_eq!(cache.memory_len(), 1);
+        assert_eq!(
+            cache.get(&other, now).unwrap(),
+            None,
+            "a verdict of another trust configuration was served"
+        );
+    }
+
+    #[test]
+    fn zero_memory_entries_reads_the_store_every_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let cache = StoreVerdictCache::with_memory_entries(Arc::clone(&store), FP.into(), 0);
+        let key = subject(4);
+        cache.put(&key, &result(&key, FP), None).unwrap();
+        assert_eq!(cache.memory_len(), 0);
+        assert!(cache.get(&key, Utc::now()).unwrap().is_some());
+        store
+            .remove(&StoreVerdictCache::key(&key).unwrap())
+            .unwrap();
+        assert_eq!(cache.get(&key, Utc::now()).unwrap(), None);
     }
 }

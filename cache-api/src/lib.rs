@@ -14,6 +14,7 @@ pub mod adapters;
 pub mod config;
 pub mod error;
 mod flight;
+pub mod hot;
 pub mod metrics;
 pub mod ops;
 pub mod server;
@@ -29,3 +30,15 @@ pub use service::{
     CacheError, Endpoint, InlineVerifier, KeyFailure, MemoryVerdictCache, ResolveError, SubjectKey,
     TagResolver, VerdictCache, VerdictService, VerifyError,
 };
+
+/// Caps glibc's malloc arenas at `n` (`mallopt(M_ARENA_MAX)`); call before starting threads.
+/// A no-op elsewhere than glibc Linux.
+pub fn limit_malloc_arenas(n: i32) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; M_ARENA_MAX with a positive value is valid.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, n);
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = n;
+}

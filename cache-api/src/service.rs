@@ -32,7 +32,7 @@ use crate::config::ServiceConfig;
 use crate::error::CacheApiError;
 use crate::flight::{self, Flights, Join, WaitError};
 use crate::metrics as m;
-use crate::wire::{self, Item, KeyPlan, ProviderResponse, RequestError};
+use crate::wire::{self, Item, ItemValue, KeyPlan, ProviderResponse, RequestError};
 
 /// The subject a verdict belongs to: a manifest digest in a repository, optionally under a
 /// namespace (`[ns]` key prefix). Displays as `[ns]registry/repository@digest`, the verdict
@@ -493,17 +493,18 @@ impl VerdictService {
         )
         .await;
         let now = Utc::now();
-        let mut values: Vec<Result<Value, KeyFailure>> = verdicts
+        // Each subject's value is serialised once; spelling variants of a key share its text.
+        let mut values: Vec<Result<ItemValue, KeyFailure>> = verdicts
             .into_iter()
             .zip(&plan.subjects)
             .map(|(verdict, subject)| {
-                verdict.map(|result| {
-                    let result = presented_as(result, &subject.reference.to_string());
-                    match endpoint {
-                        Endpoint::VerifyV2 => result.ratify_v2_value(),
-                        _ => result.ratify_v1_value(trace_id, now),
-                    }
-                })
+                let result = presented_as(verdict?, &subject.reference.to_string());
+                let encoded = match endpoint {
+                    Endpoint::VerifyV2 => ItemValue::new(&result.ratify_v2_value()),
+                    _ => ItemValue::new(&result.ratify_v1(trace_id, now)),
+                };
+                encoded
+                    .map_err(|e| KeyFailure::Internal(format!("encoding the verdict failed: {e}")))
             })
             .collect();
         // Each value is moved into its last item and cloned only for spelling variants.
@@ -521,12 +522,12 @@ impl VerdictService {
                 Ok(i) => {
                     uses[i] -= 1;
                     let value = if uses[i] == 0 {
-                        std::mem::replace(&mut values[i], Ok(Value::Null))
+                        std::mem::replace(&mut values[i], Err(KeyFailure::Internal(String::new())))
                     } else {
                         values[i].clone()
                     };
                     match value {
-                        Ok(v) => Item::value(key, v),
+                        Ok(v) => Item::raw(key, v),
                         Err(f) => failed_item(key, f),
                     }
                 }
@@ -845,15 +846,19 @@ fn new_trace_id() -> String {
     }
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h = |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
-    format!(
-        "{}-{}-{}-{}-{}",
-        h(0..4),
-        h(4..6),
-        h(6..8),
-        h(8..10),
-        h(10..16)
-    )
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 36];
+    let mut o = 0;
+    for (i, x) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out[o] = b'-';
+            o += 1;
+        }
+        out[o] = HEX[usize::from(x >> 4)];
+        out[o + 1] = HEX[usize::from(x & 0x0f)];
+        o += 2;
+    }
+    out.iter().map(|&c| char::from(c)).collect()
 }
 
 #[cfg(test)]

@@ -274,6 +274,26 @@ impl VerificationResult {
         Value::Object(m)
     }
 
+    /// The same JSON as [`Self::ratify_v1_value`], serialised straight from this result (no
+    /// `Value` tree): the cache API's hot path. A test checks both give identical bytes.
+    pub fn ratify_v1<'a>(&'a self, trace_id: &'a str, now: DateTime<Utc>) -> impl Serialize + 'a {
+        RatifyV1Value {
+            result: self,
+            trace_id,
+            timestamp: now.to_rfc3339_opts(SecondsFormat::Nanos, true),
+        }
+    }
+
+    /// Appends [`Self::ratify_v1`]'s JSON to `out`.
+    pub fn write_ratify_v1_value(
+        &self,
+        trace_id: &str,
+        now: DateTime<Utc>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), serde_json::Error> {
+        serde_json::to_writer(out, &self.ratify_v1(trace_id, now))
+    }
+
     /// Ratify v2's external-data item value: `succeeded` and one artifact report per referrer,
     /// with the verifier extensions as a JSON-encoded `detail` string.
     pub fn ratify_v2_value(&self) -> Value {
@@ -316,6 +336,77 @@ impl VerificationResult {
             })
             .collect();
         json!({ "succeeded": self.is_success, "artifactReports": artifact_reports })
+    }
+}
+
+/// [`VerificationResult::ratify_v1`]: field for field what `ratify_v1_value` builds.
+struct RatifyV1Value<'a> {
+    result: &'a VerificationResult,
+    trace_id: &'a str,
+    timestamp: String,
+}
+
+impl Serialize for RatifyV1Value<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("version", RATIFY_CONFIG_POLICY_VERSION)?;
+        m.serialize_entry("isSuccess", &self.result.is_success)?;
+        if !self.trace_id.is_empty() {
+            m.serialize_entry("traceID", &self.trace_id)?;
+        }
+        m.serialize_entry("timestamp", &self.timestamp)?;
+        if !self.result.reports.is_empty() {
+            m.serialize_entry("verifierReports", &V1Reports(&self.result.reports))?;
+        }
+        m.end()
+    }
+}
+
+struct V1Reports<'a>(&'a [VerifierReport]);
+
+impl Serialize for V1Reports<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(V1Report))
+    }
+}
+
+/// [`VerifierReport::ratify_v1_json`] without the `Value` tree.
+struct V1Report<'a>(&'a VerifierReport);
+
+impl Serialize for V1Report<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let r = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("subject", &r.subject)?;
+        m.serialize_entry("isSuccess", &r.is_success)?;
+        if !r.verifier_name.is_empty() {
+            m.serialize_entry("name", &r.verifier_name)?;
+            m.serialize_entry("verifierName", &r.verifier_name)?;
+        }
+        if !r.verifier_type.is_empty() {
+            m.serialize_entry("type", &r.verifier_type)?;
+            m.serialize_entry("verifierType", &r.verifier_type)?;
+        }
+        for (k, v) in [
+            ("referenceDigest", &r.reference_digest),
+            ("artifactType", &r.artifact_type),
+            ("message", &r.message),
+            ("errorReason", &r.error_reason),
+            ("remediation", &r.remediation),
+        ] {
+            if !v.is_empty() {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        if let Some(ext) = &r.extensions {
+            m.serialize_entry("extensions", ext)?;
+        }
+        if !r.nested_results.is_empty() {
+            m.serialize_entry("nestedResults", &V1Reports(&r.nested_results))?;
+        }
+        m.end()
     }
 }
 
@@ -402,5 +493,52 @@ mod tests {
             v2["artifactReports"][0]["results"][0]["detail"],
             r#"{"Issuer":"CN=x","SN":"CN=y"}"#
         );
+    }
+
+    #[test]
+    fn fast_v1_serialiser_writes_the_value_builders_bytes() {
+        let mut full = report(NOTATION, true);
+        full.subject = "r.io/app@sha256:aa \"quoted\" \u{e9}\n".into();
+        full.error_reason = "reason".into();
+        full.remediation = "fix <it> & retry".into();
+        full.extensions =
+            Some(json!({"Issuer": "CN=x", "nested": {"z": 1, "a": [true, null, 2.5]}}));
+        let mut nested = report(COSIGN, false);
+        nested.nested_results = vec![report(NOTATION, true)];
+        full.nested_results = vec![nested];
+        let mut bare = report("", false);
+        bare.verifier_name.clear();
+        bare.verifier_type.clear();
+        bare.reference_digest.clear();
+        bare.message.clear();
+        let cases = [
+            vec![],
+            vec![report(NOTATION, true)],
+            vec![full, bare, report(COSIGN, true)],
+        ];
+        let now = Utc::now();
+        for reports in cases {
+            for ok in [true, false] {
+                let mut result = VerificationResult::decide(
+                    "r.io/app:v1".into(),
+                    "sha256:aa".into(),
+                    reports.clone(),
+                    vec![],
+                    &ArtifactPolicy::default(),
+                    "tc".into(),
+                    now,
+                );
+                result.is_success = ok;
+                for trace in ["", "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"] {
+                    let old = serde_json::to_vec(&result.ratify_v1_value(trace, now)).unwrap();
+                    let mut fast = Vec::new();
+                    result.write_ratify_v1_value(trace, now, &mut fast).unwrap();
+                    assert_eq!(
+                        String::from_utf8(fast).unwrap(),
+                        String::from_utf8(old).unwrap()
+                    );
+                }
+            }
+        }
     }
 }

@@ -18,6 +18,9 @@ use verdict_scanner::verify::ImageVerifier;
 use crate::cli::ServeArgs;
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    // Before any worker thread exists: glibc gives each thread that allocates its own arena,
+    // which the 1 M-verdict benchmark measured at 40–60 MiB of RSS (benches/README.md).
+    verdict_cache_api::limit_malloc_arenas(2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -88,7 +91,11 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         ..ServiceConfig::default()
     };
 
-    let cache = StoreVerdictCache::new(Arc::clone(&store), trust.fingerprint.clone());
+    let cache = StoreVerdictCache::with_memory_entries(
+        Arc::clone(&store),
+        trust.fingerprint.clone(),
+        args.memory_cache_entries,
+    );
     let service = VerdictService::new(
         config.service.clone(),
         Arc::new(cache),
