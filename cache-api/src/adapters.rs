@@ -13,7 +13,8 @@ use verdict_scanner::verify::ImageVerifier;
 
 use crate::hot::HotVerdicts;
 use crate::service::{
-    CacheError, InlineVerifier, ResolveError, SubjectKey, TagResolver, VerdictCache, VerifyError,
+    CacheError, InlineVerifier, ResolveError, ServedVerdict, SubjectKey, TagResolver, VerdictCache,
+    VerifyError,
 };
 
 /// The scanner's pipeline as the inline (miss-path) verifier.
@@ -173,11 +174,11 @@ impl VerdictCache for StoreVerdictCache {
         &self,
         key: &SubjectKey,
         now: DateTime<Utc>,
-    ) -> Result<Option<VerificationResult>, CacheError> {
+    ) -> Result<Option<Arc<ServedVerdict>>, CacheError> {
         if let Some(hit) = self.hot.get(key, now)
-            && hit.trust_config_fingerprint == self.trust_fingerprint
+            && hit.result().trust_config_fingerprint == self.trust_fingerprint
         {
-            return Ok(Some((*hit).clone()));
+            return Ok(Some(hit));
         }
         let seen = self.hot.generation(key);
         let store_key = Self::key(key)?;
@@ -187,10 +188,10 @@ impl VerdictCache for StoreVerdictCache {
             .map_err(|e| CacheError::Backend(e.to_string()))?
         {
             Lookup::Hit(v) => {
-                let result = Arc::new(v.result);
+                let verdict = Arc::new(ServedVerdict::new(v.result));
                 self.hot
-                    .insert_if_unchanged(seen, key, Arc::clone(&result), v.expires_at);
-                Ok(Some(Arc::unwrap_or_clone(result)))
+                    .insert_if_unchanged(seen, key, Arc::clone(&verdict), v.expires_at);
+                Ok(Some(verdict))
             }
             Lookup::Miss(reason) => {
                 tracing::debug!(key = %store_key.canonical(), reason = reason.as_str(), "store miss");
@@ -202,18 +203,17 @@ impl VerdictCache for StoreVerdictCache {
     fn put(
         &self,
         key: &SubjectKey,
-        result: &VerificationResult,
+        verdict: &Arc<ServedVerdict>,
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<(), CacheError> {
         let store_key = Self::key(key)?;
-        let mut stored = StoredVerdict::new(result.clone());
+        let mut stored = StoredVerdict::new(verdict.result().clone());
         if let Some(at) = expires_at {
             stored.expires_at = Some(stored.expires_at.map_or(at, |e| e.min(at)));
         }
         match self.store.put(&store_key, &stored) {
             Ok(()) => {
-                self.hot
-                    .insert(key, Arc::new(stored.result), stored.expires_at);
+                self.hot.insert(key, Arc::clone(verdict), stored.expires_at);
                 Ok(())
             }
             Err(e) => {
@@ -259,6 +259,19 @@ mod tests {
         )
     }
 
+    fn served(result: VerificationResult) -> Arc<ServedVerdict> {
+        Arc::new(ServedVerdict::new(result))
+    }
+
+    /// What `cache` serves for `key` at `now`.
+    fn got(
+        cache: &StoreVerdictCache,
+        key: &SubjectKey,
+        now: DateTime<Utc>,
+    ) -> Option<VerificationResult> {
+        cache.get(key, now).unwrap().map(|v| v.result().clone())
+    }
+
     #[test]
     fn memory_serves_store_hits_and_forgets_on_invalidate_and_remove() {
         let dir = tempfile::tempdir().unwrap();
@@ -273,7 +286,7 @@ mod tests {
             )
             .unwrap();
         let now = Utc::now();
-        assert_eq!(cache.get(&key, now).unwrap(), Some(expected.clone()));
+        assert_eq!(got(&cache, &key, now), Some(expected.clone()));
         assert_eq!(
             cache.memory_len(),
             1,
@@ -284,16 +297,16 @@ mod tests {
         store
             .remove(&StoreVerdictCache::key(&key).unwrap())
             .unwrap();
-        assert_eq!(cache.get(&key, now).unwrap(), Some(expected.clone()));
+        assert_eq!(got(&cache, &key, now), Some(expected.clone()));
         assert!(cache.invalidate(&key));
-        assert_eq!(cache.get(&key, now).unwrap(), None);
+        assert_eq!(got(&cache, &key, now), None);
 
         // Through the adapter: put fills memory, remove empties store and memory.
-        cache.put(&key, &expected, None).unwrap();
+        cache.put(&key, &served(expected), None).unwrap();
         assert_eq!(cache.memory_len(), 1);
         assert!(cache.remove(&key).unwrap());
         assert_eq!(cache.memory_len(), 0);
-        assert_eq!(cache.get(&key, now).unwrap(), None);
+        assert_eq!(got(&cache, &key, now), None);
     }
 
     #[test]
@@ -303,20 +316,19 @@ mod tests {
         let key = subject(2);
         let now = Utc::now();
         let at = now + chrono::Duration::seconds(30);
-        cache.put(&key, &result(&key, FP), Some(at)).unwrap();
-        assert!(
-            cache
-                .get(&key, at - chrono::Duration::seconds(1))
-                .unwrap()
-                .is_some()
-        );
-        assert_eq!(cache.get(&key, at).unwrap(), None, "served at its expiry");
+        cache
+            .put(&key, &served(result(&key, FP)), Some(at))
+            .unwrap();
+        assert!(got(&cache, &key, at - chrono::Duration::seconds(1)).is_some());
+        assert_eq!(got(&cache, &key, at), None, "served at its expiry");
 
         let other = subject(3);
-        cache.put(&other, &result(&other, "fp-old"), None).unwrap();
+        cache
+            .put(&other, &served(result(&other, "fp-old")), None)
+            .unwrap();
         assert_eq!(cache.memory_len(), 1);
         assert_eq!(
-            cache.get(&other, now).unwrap(),
+            got(&cache, &other, now),
             None,
             "a verdict of another trust configuration was served"
         );
@@ -328,12 +340,12 @@ mod tests {
         let store = open(dir.path());
         let cache = StoreVerdictCache::with_memory_entries(Arc::clone(&store), FP.into(), 0);
         let key = subject(4);
-        cache.put(&key, &result(&key, FP), None).unwrap();
+        cache.put(&key, &served(result(&key, FP)), None).unwrap();
         assert_eq!(cache.memory_len(), 0);
-        assert!(cache.get(&key, Utc::now()).unwrap().is_some());
+        assert!(got(&cache, &key, Utc::now()).is_some());
         store
             .remove(&StoreVerdictCache::key(&key).unwrap())
             .unwrap();
-        assert_eq!(cache.get(&key, Utc::now()).unwrap(), None);
+        assert_eq!(got(&cache, &key, Utc::now()), None);
     }
 }

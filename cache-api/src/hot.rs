@@ -13,15 +13,13 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::service::{ServedVerdict, SubjectKey};
 use chrono::{DateTime, Utc};
-use verdict_scanner::report::VerificationResult;
-
-use crate::service::SubjectKey;
 
 const SHARDS: usize = 16;
 
 struct Entry {
-    result: Arc<VerificationResult>,
+    result: Arc<ServedVerdict>,
     expires_at: Option<DateTime<Utc>>,
     /// Index of this entry's key in [`Shard::keys`].
     slot: usize,
@@ -67,7 +65,7 @@ impl Shard {
         &mut self,
         capacity: usize,
         key: SubjectKey,
-        entry: (Arc<VerificationResult>, Option<DateTime<Utc>>),
+        entry: (Arc<ServedVerdict>, Option<DateTime<Utc>>),
     ) {
         if let Some(e) = self.map.get_mut(&key) {
             e.result = entry.0;
@@ -135,7 +133,7 @@ impl HotVerdicts {
     }
 
     /// The entry for `key` if it is still valid at `now` (an expired one is dropped).
-    pub fn get(&self, key: &SubjectKey, now: DateTime<Utc>) -> Option<Arc<VerificationResult>> {
+    pub fn get(&self, key: &SubjectKey, now: DateTime<Utc>) -> Option<Arc<ServedVerdict>> {
         if self.per_shard == 0 {
             return None;
         }
@@ -159,7 +157,7 @@ impl HotVerdicts {
         &self,
         seen: Generation,
         key: &SubjectKey,
-        result: Arc<VerificationResult>,
+        result: Arc<ServedVerdict>,
         expires_at: Option<DateTime<Utc>>,
     ) {
         if self.per_shard == 0 {
@@ -175,7 +173,7 @@ impl HotVerdicts {
     pub fn insert(
         &self,
         key: &SubjectKey,
-        result: Arc<VerificationResult>,
+        result: Arc<ServedVerdict>,
         expires_at: Option<DateTime<Utc>>,
     ) {
         let mut shard = self.shard(key);
@@ -210,7 +208,7 @@ impl HotVerdicts {
 mod tests {
     use super::*;
     use verdict_scanner::registry::{Digest, Repository};
-    use verdict_scanner::report::ArtifactPolicy;
+    use verdict_scanner::report::{ArtifactPolicy, VerificationResult};
 
     fn key(n: usize) -> SubjectKey {
         let repo = Repository::new("reg.example:5000", &format!("app/n{}", n % 7)).unwrap();
@@ -218,8 +216,8 @@ mod tests {
         SubjectKey::new(None, repo, digest)
     }
 
-    fn result(subject: &str) -> Arc<VerificationResult> {
-        Arc::new(VerificationResult::decide(
+    fn result(subject: &str) -> Arc<ServedVerdict> {
+        Arc::new(ServedVerdict::new(VerificationResult::decide(
             subject.to_owned(),
             format!("sha256:{:064x}", 1),
             Vec::new(),
@@ -227,7 +225,7 @@ mod tests {
             &ArtifactPolicy::default(),
             "fp".to_owned(),
             Utc::now(),
-        ))
+        )))
     }
 
     #[test]
@@ -269,7 +267,7 @@ mod tests {
         let mut held = 0;
         for n in 0..5_000 {
             if let Some(r) = hot.get(&key(n), now) {
-                assert_eq!(r.subject, n.to_string());
+                assert_eq!(r.result().subject, n.to_string());
                 held += 1;
                 assert!(hot.invalidate(&key(n)));
                 assert!(hot.get(&key(n), now).is_none());
@@ -292,7 +290,7 @@ mod tests {
         );
         let seen = hot.generation(&key(3));
         hot.insert_if_unchanged(seen, &key(3), result("fresh"), None);
-        assert_eq!(hot.get(&key(3), now).unwrap().subject, "fresh");
+        assert_eq!(hot.get(&key(3), now).unwrap().result().subject, "fresh");
     }
 
     #[test]

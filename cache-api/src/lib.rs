@@ -27,8 +27,8 @@ pub use error::CacheApiError;
 pub use ops::{Ops, Readiness};
 pub use server::CacheApi;
 pub use service::{
-    CacheError, Endpoint, InlineVerifier, KeyFailure, MemoryVerdictCache, ResolveError, SubjectKey,
-    TagResolver, VerdictCache, VerdictService, VerifyError,
+    CacheError, Endpoint, InlineVerifier, KeyFailure, MemoryVerdictCache, ResolveError,
+    ServedVerdict, SubjectKey, TagResolver, VerdictCache, VerdictService, VerifyError,
 };
 
 /// Caps glibc's malloc arenas at `n` (`mallopt(M_ARENA_MAX)`); call before starting threads.

@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span, warn};
 use verdict_scanner::registry::{Digest, ImageReference, RegistryError, Repository};
-use verdict_scanner::report::VerificationResult;
+use verdict_scanner::report::{JsonString, RenderedVerdict, V1Stamp, VerificationResult};
 
 use crate::config::ServiceConfig;
 use crate::error::CacheApiError;
@@ -37,53 +37,122 @@ use crate::wire::{self, Item, ItemValue, KeyPlan, ProviderResponse, RequestError
 /// The subject a verdict belongs to: a manifest digest in a repository, optionally under a
 /// namespace (`[ns]` key prefix). Displays as `[ns]registry/repository@digest`, the verdict
 /// store's canonical key form.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SubjectKey {
+///
+/// Cheap to clone and to hash (shared, hash computed once with a per-process random key): the
+/// wire layer memoises it per key text, and every lookup hashes it.
+#[derive(Clone)]
+pub struct SubjectKey(Arc<SubjectKeyInner>);
+
+struct SubjectKeyInner {
     namespace: Option<String>,
     repository: Repository,
     digest: Digest,
+    hash: u64,
 }
 
 impl SubjectKey {
     /// `namespace` must be a Kubernetes namespace name (the wire layer checks key prefixes).
     pub fn new(namespace: Option<String>, repository: Repository, digest: Digest) -> Self {
-        SubjectKey {
+        use std::hash::BuildHasher;
+        static HASHER: std::sync::LazyLock<std::hash::RandomState> =
+            std::sync::LazyLock::new(std::hash::RandomState::new);
+        let hash = HASHER.hash_one((&namespace, &repository, &digest));
+        SubjectKey(Arc::new(SubjectKeyInner {
             namespace,
             repository,
             digest,
-        }
+            hash,
+        }))
     }
 
     pub fn namespace(&self) -> Option<&str> {
-        self.namespace.as_deref()
+        self.0.namespace.as_deref()
     }
 
     pub fn repository(&self) -> &Repository {
-        &self.repository
+        &self.0.repository
     }
 
     pub fn digest(&self) -> &Digest {
-        &self.digest
+        &self.0.digest
     }
 
     /// `registry/repository@digest` (no tag, no namespace).
     pub fn reference(&self) -> ImageReference {
-        ImageReference::with_digest(self.repository.clone(), self.digest.clone())
+        ImageReference::with_digest(self.0.repository.clone(), self.0.digest.clone())
+    }
+}
+
+impl PartialEq for SubjectKey {
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (&*self.0, &*other.0);
+        Arc::ptr_eq(&self.0, &other.0)
+            || (a.hash == b.hash
+                && a.digest == b.digest
+                && a.repository == b.repository
+                && a.namespace == b.namespace)
+    }
+}
+
+impl Eq for SubjectKey {}
+
+impl std::hash::Hash for SubjectKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.hash);
     }
 }
 
 impl fmt::Display for SubjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(ns) = &self.namespace {
+        if let Some(ns) = &self.0.namespace {
             write!(f, "[{ns}]")?;
         }
-        write!(f, "{}@{}", self.repository, self.digest)
+        write!(f, "{}@{}", self.0.repository, self.0.digest)
     }
 }
 
 impl fmt::Debug for SubjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SubjectKey({self})")
+    }
+}
+
+/// A verdict as the service serves it: the result and its Ratify values rendered once (see
+/// [`RenderedVerdict`]), shared by every answer that uses it.
+#[derive(Debug)]
+pub struct ServedVerdict {
+    result: VerificationResult,
+    rendered: Result<RenderedVerdict, String>,
+}
+
+impl ServedVerdict {
+    pub fn new(result: VerificationResult) -> Self {
+        let rendered = result.render().map_err(|e| e.to_string());
+        ServedVerdict { result, rendered }
+    }
+
+    pub fn result(&self) -> &VerificationResult {
+        &self.result
+    }
+
+    /// The item value for `endpoint`, presenting the verdict as `subject` (the key's normalised
+    /// reference, JSON-encoded) with the request's `stamp`.
+    fn item_value(
+        &self,
+        endpoint: Endpoint,
+        subject: &JsonString,
+        stamp: &V1Stamp,
+    ) -> Result<ItemValue, KeyFailure> {
+        let rendered = self.rendered.as_ref().map_err(|e| {
+            KeyFailure::Internal(format!(
+                "encoding the verdict for {} failed: {e}",
+                subject.as_str()
+            ))
+        })?;
+        Ok(ItemValue::write_with(|out| match endpoint {
+            Endpoint::VerifyV2 => rendered.write_v2(subject, out),
+            _ => rendered.write_v1(subject, stamp, out),
+        }))
     }
 }
 
@@ -112,18 +181,18 @@ pub trait VerdictCache: Send + Sync {
         &self,
         key: &SubjectKey,
         now: DateTime<Utc>,
-    ) -> Result<Option<VerificationResult>, CacheError>;
+    ) -> Result<Option<Arc<ServedVerdict>>, CacheError>;
 
-    /// Stores `result`, to be served until `expires_at` (`None`: no bound from this crate).
+    /// Stores `verdict`, to be served until `expires_at` (`None`: no bound from this crate).
     fn put(
         &self,
         key: &SubjectKey,
-        result: &VerificationResult,
+        verdict: &Arc<ServedVerdict>,
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<(), CacheError>;
 }
 
-type MemoryEntries = HashMap<SubjectKey, (VerificationResult, Option<DateTime<Utc>>)>;
+type MemoryEntries = HashMap<SubjectKey, (Arc<ServedVerdict>, Option<DateTime<Utc>>)>;
 
 /// An in-process [`VerdictCache`] (tests, and single-node use without a persistent store).
 /// Expired entries are dropped when read.
@@ -166,14 +235,14 @@ impl VerdictCache for MemoryVerdictCache {
         &self,
         key: &SubjectKey,
         now: DateTime<Utc>,
-    ) -> Result<Option<VerificationResult>, CacheError> {
+    ) -> Result<Option<Arc<ServedVerdict>>, CacheError> {
         let mut entries = self.lock();
         match entries.get(key) {
             Some((_, Some(expires))) if now >= *expires => {
                 entries.remove(key);
                 Ok(None)
             }
-            Some((result, _)) => Ok(Some(result.clone())),
+            Some((verdict, _)) => Ok(Some(Arc::clone(verdict))),
             None => Ok(None),
         }
     }
@@ -181,11 +250,11 @@ impl VerdictCache for MemoryVerdictCache {
     fn put(
         &self,
         key: &SubjectKey,
-        result: &VerificationResult,
+        verdict: &Arc<ServedVerdict>,
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<(), CacheError> {
         self.lock()
-            .insert(key.clone(), (result.clone(), expires_at));
+            .insert(key.clone(), (Arc::clone(verdict), expires_at));
         Ok(())
     }
 }
@@ -385,12 +454,16 @@ impl Endpoint {
 /// A request's time budget.
 #[derive(Debug, Clone, Copy)]
 struct Deadline {
+    /// When the request's work began (lookup latencies are measured from here).
+    started: Instant,
+    /// The request's wall-clock time: verdict expiry is judged at it.
+    now: DateTime<Utc>,
     at: Instant,
     budget: Duration,
     setting: &'static str,
 }
 
-type VerifyOutcome = Result<VerificationResult, VerifyError>;
+type VerifyOutcome = Result<Arc<ServedVerdict>, VerifyError>;
 type ResolveOutcome = Result<Digest, ResolveError>;
 type TagKey = (Option<String>, ImageReference);
 
@@ -408,6 +481,7 @@ struct Inner {
     slots: Semaphore,
     verifications: Arc<Flights<SubjectKey, VerifyOutcome>>,
     resolutions: Arc<Flights<TagKey, ResolveOutcome>>,
+    lookup_histograms: std::sync::OnceLock<LookupHistograms>,
 }
 
 impl VerdictService {
@@ -423,6 +497,7 @@ impl VerdictService {
                 slots: Semaphore::new(config.max_concurrent_verifications),
                 verifications: Flights::new(config.max_pending_verifications),
                 resolutions: Flights::new(config.max_pending_verifications),
+                lookup_histograms: std::sync::OnceLock::new(),
                 config,
                 cache,
                 verifier,
@@ -486,25 +561,22 @@ impl VerdictService {
     ) -> ProviderResponse {
         let deadline = self.deadline(self.inner.config.verify_deadline, "verify_deadline");
         let plan = KeyPlan::new(keys);
-        let verdicts = join_all(
-            plan.subjects
-                .iter()
-                .map(|s| self.verdict_within(s.namespace.as_deref(), &s.reference, deadline)),
-        )
+        let verdicts = join_all(plan.subjects.iter().map(|s| {
+            self.verdict_within(
+                s.namespace.as_deref(),
+                &s.reference,
+                s.subject.as_ref(),
+                deadline,
+            )
+        }))
         .await;
-        let now = Utc::now();
-        // Each subject's value is serialised once; spelling variants of a key share its text.
+        let stamp = V1Stamp::new(trace_id, Utc::now());
+        // Each subject's value is written once; spelling variants of a key share its text.
         let mut values: Vec<Result<ItemValue, KeyFailure>> = verdicts
             .into_iter()
             .zip(&plan.subjects)
             .map(|(verdict, subject)| {
-                let result = presented_as(verdict?, &subject.reference.to_string());
-                let encoded = match endpoint {
-                    Endpoint::VerifyV2 => ItemValue::new(&result.ratify_v2_value()),
-                    _ => ItemValue::new(&result.ratify_v1(trace_id, now)),
-                };
-                encoded
-                    .map_err(|e| KeyFailure::Internal(format!("encoding the verdict failed: {e}")))
+                verdict?.item_value(endpoint, &subject.normalised_json, &stamp)
             })
             .collect();
         // Each value is moved into its last item and cloned only for spelling variants.
@@ -577,41 +649,58 @@ impl VerdictService {
         budget: Duration,
     ) -> Result<VerificationResult, KeyFailure> {
         let deadline = self.deadline(budget, "the caller's budget");
-        self.verdict_within(namespace, reference, deadline).await
+        self.verdict_within(namespace, reference, None, deadline)
+            .await
+            .map(|v| v.result().clone())
     }
 
     fn deadline(&self, budget: Duration, setting: &'static str) -> Deadline {
+        let started = Instant::now();
         Deadline {
-            at: Instant::now() + budget,
+            started,
+            now: Utc::now(),
+            at: started + budget,
             budget,
             setting,
         }
     }
 
+    /// `known`: the subject's key when the caller already has it (a digest reference).
     async fn verdict_within(
         &self,
         namespace: Option<&str>,
         reference: &ImageReference,
+        known: Option<&SubjectKey>,
         deadline: Deadline,
-    ) -> Result<VerificationResult, KeyFailure> {
-        let started = Instant::now();
-        let digest = match reference.digest() {
-            Some(d) => d.clone(),
-            None => self.resolve_within(namespace, reference, deadline).await?,
+    ) -> Result<Arc<ServedVerdict>, KeyFailure> {
+        let key = match (known, reference.digest()) {
+            (Some(key), _) => key.clone(),
+            (None, Some(digest)) => SubjectKey::new(
+                namespace.map(str::to_owned),
+                reference.repository().clone(),
+                digest.clone(),
+            ),
+            (None, None) => {
+                let digest = self.resolve_within(namespace, reference, deadline).await?;
+                SubjectKey::new(
+                    namespace.map(str::to_owned),
+                    reference.repository().clone(),
+                    digest,
+                )
+            }
         };
-        let key = SubjectKey::new(
-            namespace.map(str::to_owned),
-            reference.repository().clone(),
-            digest,
-        );
-        if let Some(hit) = self.inner.cache_get(&key) {
-            metrics::histogram!(m::LOOKUP_DURATION, "result" => "hit")
-                .record(started.elapsed().as_secs_f64());
+        if let Some(hit) = self.inner.cache_get(&key, deadline.now) {
+            self.inner
+                .lookup_histograms()
+                .hit
+                .record(deadline.started.elapsed().as_secs_f64());
             return Ok(hit);
         }
         let outcome = self.verify_miss(key, deadline).await;
-        metrics::histogram!(m::LOOKUP_DURATION, "result" => "miss")
-            .record(started.elapsed().as_secs_f64());
+        self.inner
+            .lookup_histograms()
+            .miss
+            .record(deadline.started.elapsed().as_secs_f64());
         outcome
     }
 
@@ -619,7 +708,7 @@ impl VerdictService {
         &self,
         key: SubjectKey,
         deadline: Deadline,
-    ) -> Result<VerificationResult, KeyFailure> {
+    ) -> Result<Arc<ServedVerdict>, KeyFailure> {
         let rx = match self.inner.verifications.join(&key) {
             Join::Busy(n) => {
                 return Err(KeyFailure::Busy(format!(
@@ -682,9 +771,24 @@ impl VerdictService {
     }
 }
 
+/// [`m::LOOKUP_DURATION`]'s two series, looked up in the recorder once.
+struct LookupHistograms {
+    hit: metrics::Histogram,
+    miss: metrics::Histogram,
+}
+
 impl Inner {
-    fn cache_get(&self, key: &SubjectKey) -> Option<VerificationResult> {
-        match self.cache.get(key, Utc::now()) {
+    /// The handles are taken at the first lookup, which comes after the process installed its
+    /// recorder ([`crate::metrics::prometheus_recorder`] runs before the API serves).
+    fn lookup_histograms(&self) -> &LookupHistograms {
+        self.lookup_histograms.get_or_init(|| LookupHistograms {
+            hit: metrics::histogram!(m::LOOKUP_DURATION, "result" => "hit"),
+            miss: metrics::histogram!(m::LOOKUP_DURATION, "result" => "miss"),
+        })
+    }
+
+    fn cache_get(&self, key: &SubjectKey, now: DateTime<Utc>) -> Option<Arc<ServedVerdict>> {
+        match self.cache.get(key, now) {
             Ok(hit) => hit,
             Err(e) => {
                 warn!(subject = %key, error = %e, "verdict cache read failed; verifying inline");
@@ -701,7 +805,7 @@ impl Inner {
     ) {
         let work = async {
             // A flight that finished between our miss and our join may have stored the verdict.
-            if let Some(hit) = self.cache_get(&key) {
+            if let Some(hit) = self.cache_get(&key, Utc::now()) {
                 return (Ok(hit), false);
             }
             let _slot = match self.slots.acquire().await {
@@ -716,10 +820,8 @@ impl Inner {
                 }
             };
             let reference = key.reference();
-            (
-                self.verifier.verify(key.namespace(), &reference).await,
-                true,
-            )
+            let verified = self.verifier.verify(key.namespace(), &reference).await;
+            (verified.map(|r| Arc::new(ServedVerdict::new(r))), true)
         };
         let (outcome, fresh, timed_out) =
             match tokio::time::timeout(self.config.verification_timeout, work).await {
@@ -736,7 +838,7 @@ impl Inner {
         if fresh {
             let label = match &outcome {
                 _ if timed_out => "timeout",
-                Ok(r) if r.is_success => "allow",
+                Ok(v) if v.result().is_success => "allow",
                 Ok(_) => "deny",
                 Err(e) if e.is_transient() => "transient_error",
                 Err(_) => "definitive_error",
@@ -746,16 +848,17 @@ impl Inner {
         }
         // Store first, answer second: an answered verdict is an acknowledged one, and it must
         // survive a crash right after the answer (the store flushes before returning).
-        if let (true, Ok(result)) = (fresh, &outcome) {
-            self.store(&key, result.clone()).await;
+        if let (true, Ok(verdict)) = (fresh, &outcome) {
+            self.store(&key, Arc::clone(verdict)).await;
         }
         done.publish(outcome);
         drop(done);
     }
 
     /// Caches an allow until its evidence expires and a deny for `deny_ttl`; never an error.
-    async fn store(&self, key: &SubjectKey, result: VerificationResult) {
+    async fn store(&self, key: &SubjectKey, verdict: Arc<ServedVerdict>) {
         let now = Utc::now();
+        let result = verdict.result();
         let expires_at = if result.is_success {
             result.valid_until()
         } else {
@@ -774,7 +877,7 @@ impl Inner {
         let cache = Arc::clone(&self.cache);
         let key_owned = key.clone();
         let put =
-            tokio::task::spawn_blocking(move || cache.put(&key_owned, &result, expires_at)).await;
+            tokio::task::spawn_blocking(move || cache.put(&key_owned, &verdict, expires_at)).await;
         let err = match put {
             Ok(Ok(())) => return,
             Ok(Err(e)) => e.to_string(),
@@ -819,46 +922,36 @@ fn strip_namespace(key: &str) -> &str {
     }
 }
 
-/// Reports show the subject as the caller named it (normalised), like Ratify's `Original`; a
-/// cached verdict may have been computed for another spelling or a tag of the same digest.
-fn presented_as(mut result: VerificationResult, subject: &str) -> VerificationResult {
-    if result.subject != subject {
-        for report in &mut result.reports {
-            if report.subject == result.subject {
-                report.subject = subject.to_owned();
-            }
-        }
-        result.subject = subject.to_owned();
-    }
-    result
-}
-
-/// A random UUID (version 4) per request, Ratify's `traceID`.
+/// A random UUID (version 4) per request, Ratify's `traceID`. Unpredictability is not needed
+/// (it correlates logs), so the bits come from std's randomly keyed SipHash over a per-thread
+/// counter rather than the system RNG.
 fn new_trace_id() -> String {
-    let mut b = [0u8; 16];
-    if aws_lc_rs::rand::fill(&mut b).is_err() {
-        // The system RNG failing is not a reason to refuse admission; uniqueness is best effort.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        b = nanos.to_le_bytes();
+    use std::cell::Cell;
+    use std::hash::BuildHasher;
+    thread_local! {
+        static STATE: (std::hash::RandomState, Cell<u64>) =
+            (std::hash::RandomState::new(), Cell::new(0));
     }
+    let (hi, lo) = STATE.with(|(keyed, counter)| {
+        let n = counter.get().wrapping_add(1);
+        counter.set(n);
+        (keyed.hash_one((n, 0u8)), keyed.hash_one((n, 1u8)))
+    });
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&hi.to_le_bytes());
+    b[8..].copy_from_slice(&lo.to_le_bytes());
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 36];
-    let mut o = 0;
+    let mut out = String::with_capacity(36);
     for (i, x) in b.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            out[o] = b'-';
-            o += 1;
+            out.push('-');
         }
-        out[o] = HEX[usize::from(x >> 4)];
-        out[o + 1] = HEX[usize::from(x & 0x0f)];
-        o += 2;
+        out.push(char::from(HEX[usize::from(x >> 4)]));
+        out.push(char::from(HEX[usize::from(x & 0x0f)]));
     }
-    out.iter().map(|&c| char::from(c)).collect()
+    out
 }
 
 #[cfg(test)]
@@ -867,11 +960,20 @@ mod tests {
 
     #[test]
     fn trace_ids_are_uuid_v4() {
-        let a = new_trace_id();
-        let b = new_trace_id();
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 36);
-        assert_eq!(&a[14..15], "4");
+        let mut ids: std::collections::HashSet<String> =
+            (0..1000).map(|_| new_trace_id()).collect();
+        let other_thread: Vec<String> =
+            std::thread::spawn(|| (0..1000).map(|_| new_trace_id()).collect())
+                .join()
+                .unwrap();
+        ids.extend(other_thread);
+        assert_eq!(ids.len(), 2000, "trace IDs repeat");
+        for id in &ids {
+            assert_eq!(id.len(), 36);
+            assert_eq!(&id[14..15], "4", "{id}");
+            assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
+            assert_eq!(id.matches('-').count(), 4);
+        }
     }
 
     #[test]

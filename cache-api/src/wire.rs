@@ -19,7 +19,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::Arc;
+
 use verdict_scanner::registry::ImageReference;
+use verdict_scanner::report::JsonString;
+
+use crate::service::SubjectKey;
 
 /// The apiVersion of every response and the one Gatekeeper sends.
 pub const API_VERSION: &str = "externaldata.gatekeeper.sh/v1beta1";
@@ -96,16 +101,27 @@ struct RawInner {
 /// Parses a `ProviderRequest`: JSON with the right `kind` and `apiVersion`, at most `max_keys`
 /// string keys. Missing `request`/`keys` (Go's `omitempty` for an empty list) means no keys.
 pub fn parse_request(body: &[u8], max_keys: usize) -> Result<ProviderRequest, RequestError> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let raw: RawRequest = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." || path.is_empty() {
-            RequestError::InvalidJson(inner.to_string())
-        } else {
-            RequestError::InvalidJson(format!("at {path}: {inner}"))
+    // The plain parser first; only a body it refuses is parsed again for the error's path.
+    let raw: RawRequest = match serde_json::from_slice(body) {
+        Ok(raw) => raw,
+        Err(plain) => {
+            let de = &mut serde_json::Deserializer::from_slice(body);
+            return Err(
+                match serde_path_to_error::deserialize::<_, RawRequest>(de) {
+                    Err(e) => {
+                        let path = e.path().to_string();
+                        let inner = e.into_inner();
+                        if path == "." || path.is_empty() {
+                            RequestError::InvalidJson(inner.to_string())
+                        } else {
+                            RequestError::InvalidJson(format!("at {path}: {inner}"))
+                        }
+                    }
+                    Ok(_) => RequestError::InvalidJson(plain.to_string()),
+                },
+            );
         }
-    })?;
+    };
     let kind = raw.kind.unwrap_or_default();
     if kind != REQUEST_KIND {
         return Err(RequestError::WrongKind { found: kind });
@@ -131,8 +147,14 @@ pub struct ParsedKey {
     pub namespace: Option<String>,
     /// Docker-style normalised (`nginx` → `docker.io/library/nginx:latest`).
     pub reference: ImageReference,
-    /// The key without its prefix, exactly as sent (mutate echoes it for digest references).
+    /// The key without its prefix, exactly as sent.
     pub reference_text: String,
+    /// `reference` as text: how answers name the subject.
+    pub normalised: String,
+    /// `normalised` as a JSON string.
+    pub normalised_json: JsonString,
+    /// The verdict's key when the reference names a digest (a tag is resolved first).
+    pub subject: Option<SubjectKey>,
 }
 
 /// Why one key cannot be answered; becomes that item's `error` with code `INVALID_KEY`.
@@ -154,14 +176,18 @@ pub enum KeyError {
     InvalidReference(String),
 }
 
-/// Splits `[ns]reference` and normalises the reference.
-pub fn parse_key(key: &str) -> Result<ParsedKey, KeyError> {
+/// Splits `[ns]reference` and normalises the reference. Memoised (see [`MEMO_PER_SHARD`]).
+pub fn parse_key(key: &str) -> Result<Arc<ParsedKey>, KeyError> {
     if key.is_empty() {
         return Err(KeyError::Empty);
     }
     if key.len() > MAX_KEY_BYTES {
         return Err(KeyError::TooLong(key.len()));
     }
+    memoised(key, parse_key_uncached)
+}
+
+fn parse_key_uncached(key: &str) -> Result<ParsedKey, KeyError> {
     let (namespace, rest) = match key.strip_prefix('[') {
         Some(after) => {
             let (ns, rest) = after.split_once(']').ok_or(KeyError::UnterminatedPrefix)?;
@@ -180,46 +206,56 @@ pub fn parse_key(key: &str) -> Result<ParsedKey, KeyError> {
             "key has a namespace prefix but no image reference; send [namespace]registry/repository[:tag][@digest]".into(),
         ));
     }
-    let reference = parsed_reference(rest)?;
+    let reference =
+        ImageReference::parse(rest).map_err(|e| KeyError::InvalidReference(e.to_string()))?;
+    let subject = reference
+        .digest()
+        .map(|d| SubjectKey::new(namespace.clone(), reference.repository().clone(), d.clone()));
+    let normalised = reference.to_string();
     Ok(ParsedKey {
         namespace,
+        normalised_json: JsonString::new(&normalised),
+        normalised,
         reference,
         reference_text: rest.to_owned(),
+        subject,
     })
 }
 
-/// Entries per shard of the parsed-reference memo (16 shards: 4,096 references, well under 4 MiB).
-const PARSED_PER_SHARD: usize = 256;
-const PARSED_SHARDS: usize = 16;
+/// Entries per shard of the parsed-key memo (16 shards: 4,096 keys, about 2 MiB at most).
+const MEMO_PER_SHARD: usize = 256;
+const MEMO_SHARDS: usize = 16;
 
-type ParsedShard = std::sync::Mutex<HashMap<String, ImageReference>>;
+type MemoShard = std::sync::Mutex<HashMap<String, Arc<ParsedKey>>>;
 
-/// `ImageReference::parse` memoised: Gatekeeper asks for the same keys over and over, and the
-/// full parser (a regex) was 15–27 % of a cache hit's CPU (benches/README.md). Parsing is a pure
-/// function of the text, so a memoised answer is the parser's answer; only successes are kept.
-/// A full shard is emptied (bounded, O(1) amortised).
-fn parsed_reference(text: &str) -> Result<ImageReference, KeyError> {
+/// `parse` memoised by key text: Gatekeeper asks for the same keys over and over, and parsing
+/// (a regex, normalisation, the subject key) was the largest part of a cache hit's CPU
+/// (benches/README.md). Parsing is a pure function of the text, so a memoised answer is the
+/// parser's answer; only successes are kept. A full shard is emptied (bounded, O(1) amortised).
+fn memoised(
+    key: &str,
+    parse: impl FnOnce(&str) -> Result<ParsedKey, KeyError>,
+) -> Result<Arc<ParsedKey>, KeyError> {
     use std::hash::BuildHasher;
-    static MEMO: std::sync::LazyLock<(std::hash::RandomState, Vec<ParsedShard>)> =
+    static MEMO: std::sync::LazyLock<(std::hash::RandomState, Vec<MemoShard>)> =
         std::sync::LazyLock::new(|| {
             (
                 std::hash::RandomState::new(),
-                (0..PARSED_SHARDS).map(|_| ParsedShard::default()).collect(),
+                (0..MEMO_SHARDS).map(|_| MemoShard::default()).collect(),
             )
         });
     let (hasher, shards) = &*MEMO;
-    let shard = &shards[(hasher.hash_one(text) as usize) % PARSED_SHARDS];
-    if let Some(r) = shard.lock().unwrap_or_else(|e| e.into_inner()).get(text) {
-        return Ok(r.clone());
+    let shard = &shards[(hasher.hash_one(key) as usize) % MEMO_SHARDS];
+    if let Some(parsed) = shard.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+        return Ok(Arc::clone(parsed));
     }
-    let reference =
-        ImageReference::parse(text).map_err(|e| KeyError::InvalidReference(e.to_string()))?;
+    let parsed = Arc::new(parse(key)?);
     let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
-    if map.len() >= PARSED_PER_SHARD {
+    if map.len() >= MEMO_PER_SHARD {
         map.clear();
     }
-    map.insert(text.to_owned(), reference.clone());
-    Ok(reference)
+    map.insert(key.to_owned(), Arc::clone(&parsed));
+    Ok(parsed)
 }
 
 /// Kubernetes namespace names: RFC 1123 labels.
@@ -240,25 +276,51 @@ pub struct KeyPlan {
     pub items: Vec<(String, Result<usize, KeyError>)>,
     /// Distinct (namespace, normalised reference) pairs: `nginx` and
     /// `docker.io/library/nginx:latest` are two items but one subject.
-    pub subjects: Vec<ParsedKey>,
+    pub subjects: Vec<Arc<ParsedKey>>,
 }
+
+/// Up to this many keys, duplicates are found by comparing with each earlier one (cheaper than
+/// hashing for the few keys Gatekeeper usually sends).
+const LINEAR_DEDUP_KEYS: usize = 16;
 
 impl KeyPlan {
     pub fn new(keys: Vec<String>) -> Self {
-        let mut seen_keys: HashSet<String> = HashSet::with_capacity(keys.len());
-        let mut subject_index: HashMap<(Option<String>, ImageReference), usize> = HashMap::new();
-        let mut items = Vec::with_capacity(keys.len());
-        let mut subjects = Vec::new();
+        let small = keys.len() <= LINEAR_DEDUP_KEYS;
+        let mut seen_keys: HashSet<String> = HashSet::new();
+        let mut subject_index: HashMap<(Option<String>, String), usize> = HashMap::new();
+        let mut items: Vec<(String, Result<usize, KeyError>)> = Vec::with_capacity(keys.len());
+        let mut subjects: Vec<Arc<ParsedKey>> = Vec::new();
         for key in keys {
-            if !seen_keys.insert(key.clone()) {
+            let duplicate = if small {
+                items.iter().any(|(k, _)| *k == key)
+            } else {
+                !seen_keys.insert(key.clone())
+            };
+            if duplicate {
                 continue;
             }
             let slot = parse_key(&key).map(|parsed| {
-                match subject_index.entry((parsed.namespace.clone(), parsed.reference.clone())) {
-                    Entry::Occupied(o) => *o.get(),
-                    Entry::Vacant(v) => {
-                        subjects.push(parsed);
-                        *v.insert(subjects.len() - 1)
+                if small {
+                    let same = |s: &Arc<ParsedKey>| {
+                        Arc::ptr_eq(s, &parsed)
+                            || (s.normalised == parsed.normalised
+                                && s.namespace == parsed.namespace)
+                    };
+                    match subjects.iter().position(same) {
+                        Some(i) => i,
+                        None => {
+                            subjects.push(parsed);
+                            subjects.len() - 1
+                        }
+                    }
+                } else {
+                    match subject_index.entry((parsed.namespace.clone(), parsed.normalised.clone()))
+                    {
+                        Entry::Occupied(o) => *o.get(),
+                        Entry::Vacant(v) => {
+                            subjects.push(parsed);
+                            *v.insert(subjects.len() - 1)
+                        }
                     }
                 }
             });
@@ -302,31 +364,53 @@ pub struct Item {
     pub error: Option<String>,
 }
 
-/// An item's value as JSON text: serialised once when the item is built and written into the
-/// response as is (no `serde_json::Value` tree on the hot path).
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ItemValue(Box<serde_json::value::RawValue>);
+/// An item's value as JSON text: written once when the item is built and copied into the
+/// response as is by [`ProviderResponse::to_json`] (no `serde_json::Value` tree, no re-parse).
+/// Always one complete JSON value.
+#[derive(Clone, PartialEq)]
+pub struct ItemValue(String);
 
 impl ItemValue {
     pub fn new(value: &impl Serialize) -> Result<Self, serde_json::Error> {
-        serde_json::value::to_raw_value(value).map(ItemValue)
+        serde_json::to_string(value).map(ItemValue)
+    }
+
+    /// The value `write` appends to an empty buffer; `write` must append exactly one JSON value
+    /// (checked in debug builds, so in every test).
+    pub fn write_with(write: impl FnOnce(&mut String)) -> Self {
+        let mut out = String::with_capacity(1024);
+        write(&mut out);
+        debug_assert!(
+            serde_json::from_str::<serde::de::IgnoredAny>(&out).is_ok(),
+            "not one JSON value: {out}"
+        );
+        ItemValue(out)
     }
 
     /// The JSON text.
     pub fn get(&self) -> &str {
-        self.0.get()
+        &self.0
     }
 
     /// Parsed (tests, diagnostics).
     pub fn to_value(&self) -> Result<Value, serde_json::Error> {
-        serde_json::from_str(self.0.get())
+        serde_json::from_str(&self.0)
     }
 }
 
-impl PartialEq for ItemValue {
-    fn eq(&self, other: &Self) -> bool {
-        self.get() == other.get()
+impl Serialize for ItemValue {
+    /// Through serde (not the response's own path, [`ProviderResponse::to_json`]): re-parsed.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serde_json::value::RawValue::from_string(self.0.clone())
+            .map_err(serde::ser::Error::custom)?
+            .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ItemValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        Ok(ItemValue(String::from(Box::<str>::from(raw))))
     }
 }
 
@@ -398,17 +482,64 @@ impl ProviderResponse {
         }
     }
 
-    /// The JSON body. Serialising these types cannot fail (string keys, JSON values); should it
-    /// ever, the answer is still a valid `systemError` envelope.
+    /// The JSON body: the bytes serde would write for this value (a test checks it), with each
+    /// item's value copied in as written.
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_else(|e| {
-            format!(
-                "{{\"apiVersion\":\"{API_VERSION}\",\"kind\":\"{RESPONSE_KIND}\",\"response\":{{\"idempotent\":{},\"systemError\":{}}}}}",
-                self.response.idempotent,
-                serde_json::Value::String(format!("encoding the response failed: {e}"))
-            )
-            .into_bytes()
-        })
+        let r = &self.response;
+        let mut out = Vec::with_capacity(
+            160 + r.system_error.len()
+                + r.items
+                    .iter()
+                    .map(|i| {
+                        32 + i.key.len()
+                            + i.value.as_ref().map_or(0, |v| v.0.len())
+                            + i.error.as_ref().map_or(0, String::len)
+                    })
+                    .sum::<usize>(),
+        );
+        out.extend_from_slice(b"{\"apiVersion\":");
+        json_str(&mut out, &self.api_version);
+        out.extend_from_slice(b",\"kind\":");
+        json_str(&mut out, &self.kind);
+        out.extend_from_slice(if r.idempotent {
+            b",\"response\":{\"idempotent\":true"
+        } else {
+            b",\"response\":{\"idempotent\":false"
+        });
+        if !r.items.is_empty() {
+            out.extend_from_slice(b",\"items\":[");
+            for (n, item) in r.items.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"key\":");
+                json_str(&mut out, &item.key);
+                if let Some(value) = &item.value {
+                    out.extend_from_slice(b",\"value\":");
+                    out.extend_from_slice(value.0.as_bytes());
+                }
+                if let Some(error) = &item.error {
+                    out.extend_from_slice(b",\"error\":");
+                    json_str(&mut out, error);
+                }
+                out.push(b'}');
+            }
+            out.push(b']');
+        }
+        if !r.system_error.is_empty() {
+            out.extend_from_slice(b",\"systemError\":");
+            json_str(&mut out, &r.system_error);
+        }
+        out.extend_from_slice(b"}}");
+        out
+    }
+}
+
+/// Appends `s` as a JSON string.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing a string into a Vec cannot fail; should it, the answer must still be JSON.
+    if serde_json::to_writer(&mut *out, s).is_err() {
+        out.extend_from_slice(b"\"\"");
     }
 }
 
@@ -519,6 +650,35 @@ mod tests {
     }
 
     #[test]
+    fn to_json_writes_what_serde_writes() {
+        let odd = "k\"ey\\ \u{e9}\u{1}\n</script>";
+        let value = ItemValue::write_with(|out| out.push_str(r#"{"isSuccess":true,"s":"\u00e9"}"#));
+        let responses = [
+            ProviderResponse::items(vec![], false),
+            ProviderResponse::items(
+                vec![
+                    Item::value(odd.into(), serde_json::json!({"a": [1, "x"], "b": null})),
+                    Item::raw("raw".into(), value),
+                    Item::error(odd.into(), format!("INVALID_KEY: {odd}")),
+                    Item::value("s".into(), Value::String("r.io/a@sha256:00".into())),
+                ],
+                true,
+            ),
+            ProviderResponse::system_error(format!("bad {odd}"), false),
+            ProviderResponse::system_error("", true),
+        ];
+        for r in responses {
+            let fast = r.to_json();
+            assert_eq!(
+                String::from_utf8(fast.clone()).unwrap(),
+                String::from_utf8(serde_json::to_vec(&r).unwrap()).unwrap()
+            );
+            let back: ProviderResponse = serde_json::from_slice(&fast).unwrap();
+            assert_eq!(back, r);
+        }
+    }
+
+    #[test]
     fn response_envelope() {
         let r = ProviderResponse::items(
             vec![
@@ -547,27 +707,68 @@ mod memo_tests {
 
     #[test]
     fn memoised_parses_equal_the_parser_beyond_the_memo_size() {
-        // More distinct references than the memo holds, each asked twice: every answer is the
-        // full parser's, including after shards were emptied.
+        // More distinct keys than the memo holds, each asked twice: every answer is the full
+        // parser's, including after shards were emptied.
         for round in 0..2 {
-            for n in 0..(PARSED_PER_SHARD * PARSED_SHARDS + 300) {
-                let text = match n % 3 {
+            for n in 0..(MEMO_PER_SHARD * MEMO_SHARDS + 300) {
+                let text = match n % 4 {
                     0 => format!("reg.example:5000/team/app{n}@sha256:{n:064x}"),
                     1 => format!("app{n}:v{n}"),
-                    _ => format!("ghcr.io/o/app{n}:t@sha256:{n:064x}"),
+                    2 => format!("[ns-{n}]ghcr.io/o/app{n}:t@sha256:{n:064x}"),
+                    _ => format!("[]app{n}"),
                 };
-                let memo = parsed_reference(&text).unwrap();
+                let memo = parse_key(&text).unwrap();
                 assert_eq!(
-                    memo,
-                    ImageReference::parse(&text).unwrap(),
+                    *memo,
+                    parse_key_uncached(&text).unwrap(),
                     "round {round}: {text}"
+                );
+                assert_eq!(memo.normalised, memo.reference.to_string());
+                assert_eq!(
+                    memo.subject.as_ref().map(|s| s.digest()),
+                    memo.reference.digest()
                 );
             }
         }
-        assert!(parsed_reference("UPPER/Case:bad tag").is_err());
+        assert!(parse_key("UPPER/Case:bad tag").is_err());
         assert!(
-            parsed_reference("UPPER/Case:bad tag").is_err(),
+            parse_key("UPPER/Case:bad tag").is_err(),
             "a failure was memoised"
+        );
+    }
+
+    #[test]
+    fn small_and_large_plans_dedupe_alike() {
+        let base = [
+            "nginx",
+            "docker.io/library/nginx:latest",
+            "[team-a]nginx",
+            "nginx",
+            "not a reference",
+            "[]nginx",
+            "reg.io/a@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        ];
+        let small: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+        let plan = KeyPlan::new(small.clone());
+        // Padded past the linear limit with distinct keys, the first items must plan the same.
+        let mut large = small.clone();
+        large.extend((0..LINEAR_DEDUP_KEYS).map(|n| format!("pad/app{n}")));
+        large.extend(small);
+        let big = KeyPlan::new(large);
+        assert_eq!(big.items.len(), plan.items.len() + LINEAR_DEDUP_KEYS);
+        assert_eq!(&big.items[..plan.items.len()], &plan.items[..]);
+        let names = |p: &KeyPlan| -> Vec<String> {
+            p.subjects
+                .iter()
+                .map(|s| format!("{:?}{}", s.namespace, s.normalised))
+                .collect()
+        };
+        assert_eq!(names(&plan), names(&big)[..plan.subjects.len()].to_vec());
+        assert_eq!(plan.items.len(), 6, "one duplicate key dropped");
+        assert_eq!(
+            plan.subjects.len(),
+            3,
+            "nginx (3 spellings), [team-a]nginx, reg.io/a"
         );
     }
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Ratify's config-policy result version (`verifierReports` is a flat list of reports).
 pub const RATIFY_CONFIG_POLICY_VERSION: &str = "0.2.0";
@@ -71,43 +71,8 @@ impl VerifierReport {
     /// Ratify v1 JSON of this report: `name`/`type` repeat `verifierName`/`verifierType`
     /// (deprecated in Ratify 1.3 but still read by older templates), empty fields omitted.
     pub fn ratify_v1_json(&self) -> Value {
-        let mut m = serde_json::Map::new();
-        m.insert("subject".into(), json!(self.subject));
-        m.insert("isSuccess".into(), json!(self.is_success));
-        if !self.verifier_name.is_empty() {
-            m.insert("name".into(), json!(self.verifier_name));
-            m.insert("verifierName".into(), json!(self.verifier_name));
-        }
-        if !self.verifier_type.is_empty() {
-            m.insert("type".into(), json!(self.verifier_type));
-            m.insert("verifierType".into(), json!(self.verifier_type));
-        }
-        for (k, v) in [
-            ("referenceDigest", &self.reference_digest),
-            ("artifactType", &self.artifact_type),
-            ("message", &self.message),
-            ("errorReason", &self.error_reason),
-            ("remediation", &self.remediation),
-        ] {
-            if !v.is_empty() {
-                m.insert(k.into(), json!(v));
-            }
-        }
-        if let Some(ext) = &self.extensions {
-            m.insert("extensions".into(), ext.clone());
-        }
-        if !self.nested_results.is_empty() {
-            m.insert(
-                "nestedResults".into(),
-                Value::Array(
-                    self.nested_results
-                        .iter()
-                        .map(Self::ratify_v1_json)
-                        .collect(),
-                ),
-            );
-        }
-        Value::Object(m)
+        // Serialising strings, booleans and JSON values into a Value cannot fail.
+        serde_json::to_value(V1Report::new(self)).unwrap_or(Value::Null)
     }
 }
 
@@ -248,39 +213,33 @@ impl VerificationResult {
         self.evidence.iter().filter_map(|e| e.valid_until).min()
     }
 
-    /// Ratify's v1 external-data item value (config policy, version `0.2.0`).
-    pub fn ratify_v1_value(&self, trace_id: &str, now: DateTime<Utc>) -> Value {
-        let mut m = serde_json::Map::new();
-        m.insert("version".into(), json!(RATIFY_CONFIG_POLICY_VERSION));
-        m.insert("isSuccess".into(), json!(self.is_success));
-        if !trace_id.is_empty() {
-            m.insert("traceID".into(), json!(trace_id));
+    /// This result as presented for `subject` (the caller's spelling, or a tag of the verified
+    /// digest), like Ratify's `Original`: the result and every top-level report about its subject
+    /// name `subject` instead.
+    pub fn presented_as(mut self, subject: &str) -> Self {
+        if self.subject != subject {
+            for report in &mut self.reports {
+                if report.subject == self.subject {
+                    report.subject = subject.to_owned();
+                }
+            }
+            self.subject = subject.to_owned();
         }
-        m.insert(
-            "timestamp".into(),
-            json!(now.to_rfc3339_opts(SecondsFormat::Nanos, true)),
-        );
-        if !self.reports.is_empty() {
-            m.insert(
-                "verifierReports".into(),
-                Value::Array(
-                    self.reports
-                        .iter()
-                        .map(VerifierReport::ratify_v1_json)
-                        .collect(),
-                ),
-            );
-        }
-        Value::Object(m)
+        self
     }
 
-    /// The same JSON as [`Self::ratify_v1_value`], serialised straight from this result (no
-    /// `Value` tree): the cache API's hot path. A test checks both give identical bytes.
+    /// Ratify's v1 external-data item value (config policy, version `0.2.0`).
+    pub fn ratify_v1_value(&self, trace_id: &str, now: DateTime<Utc>) -> Value {
+        // Serialising strings, booleans and JSON values into a Value cannot fail.
+        serde_json::to_value(self.ratify_v1(trace_id, now)).unwrap_or(Value::Null)
+    }
+
+    /// [`Self::ratify_v1_value`] as a serialiser over this result (no `Value` tree).
     pub fn ratify_v1<'a>(&'a self, trace_id: &'a str, now: DateTime<Utc>) -> impl Serialize + 'a {
         RatifyV1Value {
             result: self,
             trace_id,
-            timestamp: now.to_rfc3339_opts(SecondsFormat::Nanos, true),
+            timestamp: ratify_timestamp(now),
         }
     }
 
@@ -297,49 +256,217 @@ impl VerificationResult {
     /// Ratify v2's external-data item value: `succeeded` and one artifact report per referrer,
     /// with the verifier extensions as a JSON-encoded `detail` string.
     pub fn ratify_v2_value(&self) -> Value {
-        let mut by_artifact: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
-        let mut order: Vec<&str> = Vec::new();
+        serde_json::to_value(self.ratify_v2()).unwrap_or(Value::Null)
+    }
+
+    /// [`Self::ratify_v2_value`] as a serialiser over this result.
+    pub fn ratify_v2(&self) -> impl Serialize + '_ {
+        RatifyV2Value(self)
+    }
+
+    /// Reports grouped by referrer (`referenceDigest`), in order of first appearance: v2's
+    /// `artifactReports`.
+    fn artifact_groups(&self) -> Vec<(&str, Vec<&VerifierReport>)> {
+        let mut groups: Vec<(&str, Vec<&VerifierReport>)> = Vec::new();
         for r in &self.reports {
-            let key = r.reference_digest.as_str();
-            if !by_artifact.contains_key(key) {
-                order.push(key);
+            let artifact = r.reference_digest.as_str();
+            match groups.iter_mut().find(|(a, _)| *a == artifact) {
+                Some((_, reports)) => reports.push(r),
+                None => groups.push((artifact, vec![r])),
             }
-            let mut result = serde_json::Map::new();
-            if !r.verifier_name.is_empty() {
-                result.insert("verifierName".into(), json!(r.verifier_name));
-            }
-            result.insert("description".into(), json!(r.message));
-            if let Some(ext) = &r.extensions {
-                result.insert("detail".into(), json!(ext.to_string()));
-            }
-            if !r.error_reason.is_empty() {
-                result.insert("errorReason".into(), json!(r.error_reason));
-            }
-            by_artifact
-                .entry(key)
-                .or_default()
-                .push(Value::Object(result));
         }
-        let artifact_reports: Vec<Value> = order
-            .into_iter()
-            .map(|artifact| {
-                let mut m = serde_json::Map::new();
-                m.insert("subject".into(), json!(self.subject));
-                if !artifact.is_empty() {
-                    m.insert("artifact".into(), json!(artifact));
+        groups
+    }
+
+    /// Renders the v1 and v2 values once, leaving open what changes per request (see
+    /// [`RenderedVerdict`]).
+    pub fn render(&self) -> Result<RenderedVerdict, serde_json::Error> {
+        let mut v1 = Pieces::default();
+        if !self.reports.is_empty() {
+            v1.text(",\"verifierReports\":[");
+            for (i, r) in self.reports.iter().enumerate() {
+                if i > 0 {
+                    v1.text(",");
                 }
-                m.insert(
-                    "results".into(),
-                    Value::Array(by_artifact.remove(artifact).unwrap_or_default()),
-                );
-                Value::Object(m)
-            })
-            .collect();
-        json!({ "succeeded": self.is_success, "artifactReports": artifact_reports })
+                if r.subject == self.subject {
+                    v1.text("{\"subject\":");
+                    v1.subject();
+                    v1.rest_of_map(&V1Report {
+                        report: r,
+                        with_subject: false,
+                    })?;
+                } else {
+                    v1.json(&V1Report::new(r))?;
+                }
+            }
+            v1.text("]");
+        }
+        v1.text("}");
+
+        let mut v2 = Pieces::default();
+        v2.text(if self.is_success {
+            "{\"succeeded\":true,\"artifactReports\":["
+        } else {
+            "{\"succeeded\":false,\"artifactReports\":["
+        });
+        for (i, (artifact, reports)) in self.artifact_groups().into_iter().enumerate() {
+            if i > 0 {
+                v2.text(",");
+            }
+            v2.text("{\"subject\":");
+            v2.subject();
+            v2.rest_of_map(&V2Artifact {
+                subject: None,
+                artifact,
+                reports,
+            })?;
+        }
+        v2.text("]}");
+
+        Ok(RenderedVerdict {
+            is_success: self.is_success,
+            v1_tail: v1.done(),
+            v2: v2.done(),
+        })
     }
 }
 
-/// [`VerificationResult::ratify_v1`]: field for field what `ratify_v1_value` builds.
+/// Ratify's `timestamp` format (RFC 3339, nanoseconds, `Z`).
+pub fn ratify_timestamp(now: DateTime<Utc>) -> String {
+    now.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+/// A [`VerificationResult`] rendered once into its Ratify v1 and v2 item values, with the
+/// places that name the subject and v1's per-request `traceID` and `timestamp` left open, so
+/// answering from it is a few copies. What [`Self::write_v1`] / [`Self::write_v2`] write for
+/// `subject` is byte for byte what [`VerificationResult::ratify_v1`] / `ratify_v2` write for
+/// the result [`presented_as`](VerificationResult::presented_as) `subject`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedVerdict {
+    is_success: bool,
+    /// v1 after `timestamp`: `,"verifierReports":[…]}` or `}`.
+    v1_tail: Vec<Piece>,
+    v2: Vec<Piece>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    /// The subject as a JSON string.
+    Subject,
+}
+
+#[derive(Default)]
+struct Pieces(Vec<Piece>);
+
+impl Pieces {
+    fn text(&mut self, s: &str) {
+        match self.0.last_mut() {
+            Some(Piece::Text(t)) => t.push_str(s),
+            _ => self.0.push(Piece::Text(s.to_owned())),
+        }
+    }
+
+    fn subject(&mut self) {
+        self.0.push(Piece::Subject);
+    }
+
+    fn json(&mut self, value: &impl Serialize) -> Result<(), serde_json::Error> {
+        self.text(&serde_json::to_string(value)?);
+        Ok(())
+    }
+
+    /// `value` serialises as a non-empty JSON object; appends `,` and its members and `}`.
+    fn rest_of_map(&mut self, value: &impl Serialize) -> Result<(), serde_json::Error> {
+        let json = serde_json::to_string(value)?;
+        match json.strip_prefix('{') {
+            Some(members) if members != "}" => {
+                self.text(",");
+                self.text(members);
+                Ok(())
+            }
+            _ => Err(serde::ser::Error::custom(
+                "a report rendered as something other than a non-empty object",
+            )),
+        }
+    }
+
+    fn done(self) -> Vec<Piece> {
+        self.0
+    }
+}
+
+impl RenderedVerdict {
+    pub fn is_success(&self) -> bool {
+        self.is_success
+    }
+
+    /// Appends the v1 value for `subject` with the request's `stamp`.
+    pub fn write_v1(&self, subject: &JsonString, stamp: &V1Stamp, out: &mut String) {
+        out.push_str("{\"version\":\"");
+        out.push_str(RATIFY_CONFIG_POLICY_VERSION);
+        out.push_str(if self.is_success {
+            "\",\"isSuccess\":true"
+        } else {
+            "\",\"isSuccess\":false"
+        });
+        if let Some(trace_id) = &stamp.trace_id {
+            out.push_str(",\"traceID\":");
+            out.push_str(trace_id.as_str());
+        }
+        out.push_str(",\"timestamp\":");
+        out.push_str(stamp.timestamp.as_str());
+        write_pieces(&self.v1_tail, subject, out);
+    }
+
+    /// Appends the v2 value for `subject`.
+    pub fn write_v2(&self, subject: &JsonString, out: &mut String) {
+        write_pieces(&self.v2, subject, out);
+    }
+}
+
+fn write_pieces(pieces: &[Piece], subject: &JsonString, out: &mut String) {
+    for piece in pieces {
+        match piece {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Subject => out.push_str(subject.as_str()),
+        }
+    }
+}
+
+/// Text encoded as a JSON string literal (quotes included), ready to be copied into JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonString(String);
+
+impl JsonString {
+    pub fn new(text: &str) -> Self {
+        // Serialising a &str into a String cannot fail; the fallback keeps the output JSON.
+        JsonString(serde_json::to_string(text).unwrap_or_else(|_| String::from("\"\"")))
+    }
+
+    /// The JSON literal, quotes included.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a v1 value carries per request: Ratify's `traceID` (omitted when empty) and `timestamp`.
+#[derive(Debug, Clone)]
+pub struct V1Stamp {
+    trace_id: Option<JsonString>,
+    timestamp: JsonString,
+}
+
+impl V1Stamp {
+    pub fn new(trace_id: &str, now: DateTime<Utc>) -> Self {
+        V1Stamp {
+            trace_id: (!trace_id.is_empty()).then(|| JsonString::new(trace_id)),
+            timestamp: JsonString::new(&ratify_timestamp(now)),
+        }
+    }
+}
+
+/// [`VerificationResult::ratify_v1`].
 struct RatifyV1Value<'a> {
     result: &'a VerificationResult,
     trace_id: &'a str,
@@ -367,19 +494,34 @@ struct V1Reports<'a>(&'a [VerifierReport]);
 
 impl Serialize for V1Reports<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(V1Report))
+        s.collect_seq(self.0.iter().map(V1Report::new))
     }
 }
 
-/// [`VerifierReport::ratify_v1_json`] without the `Value` tree.
-struct V1Report<'a>(&'a VerifierReport);
+/// One v1 report; the one place its fields are written.
+struct V1Report<'a> {
+    report: &'a VerifierReport,
+    /// False only while rendering a [`RenderedVerdict`] (the subject is written separately).
+    with_subject: bool,
+}
+
+impl<'a> V1Report<'a> {
+    fn new(report: &'a VerifierReport) -> Self {
+        V1Report {
+            report,
+            with_subject: true,
+        }
+    }
+}
 
 impl Serialize for V1Report<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let r = self.0;
+        let r = self.report;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("subject", &r.subject)?;
+        if self.with_subject {
+            m.serialize_entry("subject", &r.subject)?;
+        }
         m.serialize_entry("isSuccess", &r.is_success)?;
         if !r.verifier_name.is_empty() {
             m.serialize_entry("name", &r.verifier_name)?;
@@ -410,9 +552,81 @@ impl Serialize for V1Report<'_> {
     }
 }
 
+/// [`VerificationResult::ratify_v2`].
+struct RatifyV2Value<'a>(&'a VerificationResult);
+
+impl Serialize for RatifyV2Value<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let result = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("succeeded", &result.is_success)?;
+        let artifacts: Vec<V2Artifact<'_>> = result
+            .artifact_groups()
+            .into_iter()
+            .map(|(artifact, reports)| V2Artifact {
+                subject: Some(&result.subject),
+                artifact,
+                reports,
+            })
+            .collect();
+        m.serialize_entry("artifactReports", &artifacts)?;
+        m.end()
+    }
+}
+
+/// One v2 artifact report: the reports of one referrer.
+struct V2Artifact<'a> {
+    /// None only while rendering a [`RenderedVerdict`].
+    subject: Option<&'a str>,
+    artifact: &'a str,
+    reports: Vec<&'a VerifierReport>,
+}
+
+impl Serialize for V2Artifact<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        if let Some(subject) = self.subject {
+            m.serialize_entry("subject", subject)?;
+        }
+        if !self.artifact.is_empty() {
+            m.serialize_entry("artifact", self.artifact)?;
+        }
+        m.serialize_entry(
+            "results",
+            &self.reports.iter().map(|r| V2Result(r)).collect::<Vec<_>>(),
+        )?;
+        m.end()
+    }
+}
+
+/// One verifier result in v2 (`description`, extensions as a JSON-encoded `detail`).
+struct V2Result<'a>(&'a VerifierReport);
+
+impl Serialize for V2Result<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let r = self.0;
+        let mut m = s.serialize_map(None)?;
+        if !r.verifier_name.is_empty() {
+            m.serialize_entry("verifierName", &r.verifier_name)?;
+        }
+        m.serialize_entry("description", &r.message)?;
+        if let Some(ext) = &r.extensions {
+            m.serialize_entry("detail", &ext.to_string())?;
+        }
+        if !r.error_reason.is_empty() {
+            m.serialize_entry("errorReason", &r.error_reason)?;
+        }
+        m.end()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const NOTATION: &str = "application/vnd.cncf.notary.signature";
     const COSIGN: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
@@ -495,28 +709,33 @@ mod tests {
         );
     }
 
-    #[test]
-    fn fast_v1_serialiser_writes_the_value_builders_bytes() {
+    fn varied_results() -> Vec<VerificationResult> {
         let mut full = report(NOTATION, true);
-        full.subject = "r.io/app@sha256:aa \"quoted\" \u{e9}\n".into();
+        full.subject = "r.io/app:v1".into();
         full.error_reason = "reason".into();
         full.remediation = "fix <it> & retry".into();
         full.extensions =
-            Some(json!({"Issuer": "CN=x", "nested": {"z": 1, "a": [true, null, 2.5]}}));
+            Some(json!({"Issuer": "CN=x \"q\"", "nested": {"z": 1, "a": [true, null, 2.5]}}));
         let mut nested = report(COSIGN, false);
+        nested.subject = "r.io/app:v1".into();
         nested.nested_results = vec![report(NOTATION, true)];
         full.nested_results = vec![nested];
         let mut bare = report("", false);
+        bare.subject = "r.io/app:v1".into();
         bare.verifier_name.clear();
         bare.verifier_type.clear();
         bare.reference_digest.clear();
         bare.message.clear();
+        let mut same_artifact = report(COSIGN, true);
+        same_artifact.subject = "r.io/app:v1".into();
+        same_artifact.reference_digest = "sha256:11".into();
+        // `report()` names another subject: a report about something else stays as it is.
         let cases = [
             vec![],
             vec![report(NOTATION, true)],
-            vec![full, bare, report(COSIGN, true)],
+            vec![full, bare, report(COSIGN, true), same_artifact],
         ];
-        let now = Utc::now();
+        let mut out = Vec::new();
         for reports in cases {
             for ok in [true, false] {
                 let mut result = VerificationResult::decide(
@@ -526,19 +745,100 @@ mod tests {
                     vec![],
                     &ArtifactPolicy::default(),
                     "tc".into(),
-                    now,
+                    Utc::now(),
                 );
                 result.is_success = ok;
-                for trace in ["", "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"] {
-                    let old = serde_json::to_vec(&result.ratify_v1_value(trace, now)).unwrap();
-                    let mut fast = Vec::new();
-                    result.write_ratify_v1_value(trace, now, &mut fast).unwrap();
-                    assert_eq!(
-                        String::from_utf8(fast).unwrap(),
-                        String::from_utf8(old).unwrap()
-                    );
-                }
+                out.push(result);
             }
         }
+        out
+    }
+
+    #[test]
+    fn rendered_verdicts_write_the_serialisers_bytes_for_any_subject() {
+        let now = Utc::now();
+        for result in varied_results() {
+            let rendered = result.render().unwrap();
+            assert_eq!(rendered.is_success(), result.is_success);
+            for subject in [
+                "r.io/app:v1",
+                "r.io/app@sha256:aa",
+                "odd \"subject\" \\ \u{e9}\n\u{1}",
+            ] {
+                let presented = result.clone().presented_as(subject);
+                let quoted = JsonString::new(subject);
+                for trace in ["", "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"] {
+                    let mut want = Vec::new();
+                    presented
+                        .write_ratify_v1_value(trace, now, &mut want)
+                        .unwrap();
+                    let mut got = String::new();
+                    rendered.write_v1(&quoted, &V1Stamp::new(trace, now), &mut got);
+                    assert_eq!(got, String::from_utf8(want).unwrap());
+                }
+                let want = serde_json::to_string(&presented.ratify_v2()).unwrap();
+                let mut got = String::new();
+                rendered.write_v2(&quoted, &mut got);
+                assert_eq!(got, want);
+            }
+        }
+    }
+
+    #[test]
+    fn presenting_renames_only_reports_about_the_subject() {
+        let result = varied_results().pop().unwrap();
+        let presented = result.presented_as("r.io/app:latest");
+        assert_eq!(presented.subject, "r.io/app:latest");
+        let subjects: Vec<&str> = presented
+            .reports
+            .iter()
+            .map(|r| r.subject.as_str())
+            .collect();
+        assert_eq!(
+            subjects,
+            [
+                "r.io/app:latest",
+                "r.io/app:latest",
+                "r.io/app@sha256:aa",
+                "r.io/app:latest"
+            ]
+        );
+        assert_eq!(
+            presented.reports[0].nested_results[0].subject, "r.io/app:v1",
+            "nested results are about their own artifacts"
+        );
+    }
+
+    #[test]
+    fn v2_value_bytes() {
+        let mut ok = report(NOTATION, true);
+        ok.subject = "r.io/app:v1".into();
+        ok.extensions = Some(json!({"Issuer": "CN=x"}));
+        let mut second = report(COSIGN, false);
+        second.subject = "r.io/app:v1".into();
+        second.reference_digest = "sha256:11".into();
+        second.error_reason = "E".into();
+        let mut bare = report("", false);
+        bare.verifier_name.clear();
+        bare.reference_digest.clear();
+        let result = VerificationResult::decide(
+            "r.io/app:v1".into(),
+            "sha256:aa".into(),
+            vec![ok, second, bare],
+            vec![],
+            &ArtifactPolicy::default(),
+            "tc".into(),
+            Utc::now(),
+        );
+        assert_eq!(
+            serde_json::to_string(&result.ratify_v2()).unwrap(),
+            concat!(
+                r#"{"succeeded":false,"artifactReports":["#,
+                r#"{"subject":"r.io/app:v1","artifact":"sha256:11","results":["#,
+                r#"{"verifierName":"v","description":"m","detail":"{\"Issuer\":\"CN=x\"}"},"#,
+                r#"{"verifierName":"v","description":"m","errorReason":"E"}]},"#,
+                r#"{"subject":"r.io/app:v1","results":[{"description":"m"}]}]}"#
+            )
+        );
     }
 }

@@ -16,8 +16,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use verdict_cache_api::tls::TlsReloader;
 use verdict_cache_api::{
-    CacheApi, Config, InlineVerifier, MemoryVerdictCache, Ops, Readiness, ResolveError, SubjectKey,
-    TagResolver, VerdictCache, VerdictService, VerifyError,
+    CacheApi, Config, InlineVerifier, MemoryVerdictCache, Ops, Readiness, ResolveError,
+    ServedVerdict, SubjectKey, TagResolver, VerdictCache, VerdictService, VerifyError,
 };
 use verdict_scanner::registry::{Digest, DigestAlgorithm, ImageReference};
 use verdict_scanner::report::{ArtifactPolicy, Evidence, VerificationResult, VerifierReport};
@@ -341,7 +341,15 @@ impl TestServer {
             .expect("reference")
             .to_string();
         self.cache
-            .put(&key, &result_for(&subject, key.digest(), success), None)
+            .put(
+                &key,
+                &Arc::new(ServedVerdict::new(result_for(
+                    &subject,
+                    key.digest(),
+                    success,
+                ))),
+                None,
+            )
             .expect("put");
         key
     }
