@@ -10,7 +10,7 @@
 //! read that raced with an invalidation or a write unable to re-insert what it read.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::service::{ServedVerdict, SubjectKey};
@@ -25,8 +25,38 @@ struct Entry {
     slot: usize,
 }
 
+/// [`SubjectKey`]s carry a keyed hash already: the map uses it as is instead of hashing it again.
+#[derive(Clone, Copy, Default)]
+struct Prehashed;
+
+impl BuildHasher for Prehashed {
+    type Hasher = PrehashedHasher;
+    fn build_hasher(&self) -> PrehashedHasher {
+        PrehashedHasher(0)
+    }
+}
+
+struct PrehashedHasher(u64);
+
+impl Hasher for PrehashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    /// Not reached (`SubjectKey` writes one u64); a plain FNV-1a keeps it correct if it were.
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
 struct Shard {
-    map: HashMap<SubjectKey, Entry>,
+    map: HashMap<SubjectKey, Entry, Prehashed>,
     keys: Vec<SubjectKey>,
     /// Bumped by every write and invalidation (see [`HotVerdicts::generation`]).
     generation: u64,
@@ -92,7 +122,6 @@ impl Shard {
 pub struct HotVerdicts {
     shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
-    hasher: RandomState,
 }
 
 /// What [`HotVerdicts::generation`] returns: pass it back to [`HotVerdicts::insert_if_unchanged`].
@@ -108,18 +137,14 @@ impl HotVerdicts {
         let shards = (0..SHARDS)
             .map(|i| {
                 Mutex::new(Shard {
-                    map: HashMap::new(),
+                    map: HashMap::with_hasher(Prehashed),
                     keys: Vec::new(),
                     generation: 0,
                     rng: hasher.hash_one(i) | 1,
                 })
             })
             .collect();
-        HotVerdicts {
-            shards,
-            per_shard,
-            hasher,
-        }
+        HotVerdicts { shards, per_shard }
     }
 
     /// The most entries held.
@@ -128,7 +153,8 @@ impl HotVerdicts {
     }
 
     fn shard(&self, key: &SubjectKey) -> MutexGuard<'_, Shard> {
-        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
+        // The high bits: hashbrown picks buckets with the low ones.
+        let i = ((key.prehash() >> 48) as usize) % SHARDS;
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 

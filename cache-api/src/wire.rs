@@ -226,21 +226,23 @@ fn parse_key_uncached(key: &str) -> Result<ParsedKey, KeyError> {
 const MEMO_PER_SHARD: usize = 256;
 const MEMO_SHARDS: usize = 16;
 
-type MemoShard = std::sync::Mutex<HashMap<String, Arc<ParsedKey>>>;
+type MemoShard = std::sync::Mutex<HashMap<String, Arc<ParsedKey>, foldhash::fast::RandomState>>;
 
 /// `parse` memoised by key text: Gatekeeper asks for the same keys over and over, and parsing
 /// (a regex, normalisation, the subject key) was the largest part of a cache hit's CPU
 /// (benches/README.md). Parsing is a pure function of the text, so a memoised answer is the
 /// parser's answer; only successes are kept. A full shard is emptied (bounded, O(1) amortised).
+/// foldhash with a per-process seed: keys come from pod specs, and a shard never holds more than
+/// [`MEMO_PER_SHARD`] entries, so even colliding keys cost a bounded scan.
 fn memoised(
     key: &str,
     parse: impl FnOnce(&str) -> Result<ParsedKey, KeyError>,
 ) -> Result<Arc<ParsedKey>, KeyError> {
     use std::hash::BuildHasher;
-    static MEMO: std::sync::LazyLock<(std::hash::RandomState, Vec<MemoShard>)> =
+    static MEMO: std::sync::LazyLock<(foldhash::fast::RandomState, Vec<MemoShard>)> =
         std::sync::LazyLock::new(|| {
             (
-                std::hash::RandomState::new(),
+                foldhash::fast::RandomState::default(),
                 (0..MEMO_SHARDS).map(|_| MemoShard::default()).collect(),
             )
         });
