@@ -1,5 +1,5 @@
-//! Image references and repositories. Parsing and Docker-style normalisation come from oci-client
-//! (`nginx` → `docker.io/library/nginx:latest`); digests are re-validated with [`Digest`].
+//! Image references and repositories: distribution's reference grammar with Docker-style
+//! normalisation (`nginx` → `docker.io/library/nginx:latest`); digests are validated with [`Digest`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -77,26 +77,69 @@ pub struct ImageReference {
 
 impl ImageReference {
     /// Parses and normalises a reference the way Docker does (`nginx` → `docker.io/library/nginx:latest`).
+    ///
+    /// Distribution's reference grammar, by hand rather than through oci-client's regex: the
+    /// regex's per-thread matching caches held ~15 MiB of a serving process (benches/README.md,
+    /// "Memory"). tests/reference_oracle.rs checks that both accept and produce the same references.
     pub fn parse(input: &str) -> Result<Self, RegistryError> {
         let invalid = |reason: String| RegistryError::InvalidReference {
             input: input.to_string(),
             reason,
         };
-        let trimmed = input.trim();
-        if trimmed != input || input.is_empty() {
+        if input.trim() != input || input.is_empty() {
             return Err(invalid(
                 "a reference must be non-empty without surrounding whitespace".into(),
             ));
         }
-        let parsed = oci_client::Reference::from_str(input).map_err(|e| {
+        let (named, digest) = match input.split_once('@') {
+            Some((named, digest)) => (named, Some(Digest::parse(digest)?)),
+            None => (input, None),
+        };
+        // A tag is what follows the last ':' unless a '/' comes after it (then it is a port).
+        let (name, tag) = match named.rfind(':') {
+            Some(i) if !named[i..].contains('/') => (&named[..i], Some(&named[i + 1..])),
+            _ => (named, None),
+        };
+        if name.len() > 255 {
+            return Err(invalid(
+                "the registry and repository together have at most 255 characters".into(),
+            ));
+        }
+        // The first path component is a registry when it looks like a host: it has a '.' or a
+        // port (or is a bracketed IPv6 address), or is `localhost`; else it is Docker Hub.
+        let (registry, path) = match name.split_once('/') {
+            Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
+                validate_host(first).map_err(|reason| invalid(reason.into()))?;
+                (first, rest)
+            }
+            _ => ("docker.io", name),
+        };
+        let registry = if registry == "index.docker.io" {
+            "docker.io"
+        } else {
+            registry
+        };
+        let library;
+        let path = if registry == "docker.io" && !path.contains('/') {
+            library = format!("library/{path}");
+            &library
+        } else {
+            path
+        };
+        if let Some(tag) = tag {
+            validate_tag(tag).map_err(|reason| invalid(format!("tag {tag:?}: {reason}")))?;
+        }
+        validate_name(path).map_err(|reason| {
             invalid(format!(
-                "{e}; expected [registry/]repository[:tag][@sha256:<hex>] in lowercase"
+                "{reason}; expected [registry/]repository[:tag][@sha256:<hex>] in lowercase"
             ))
         })?;
-        let digest = parsed.digest().map(Digest::parse).transpose()?;
-        let repository = Repository::new(parsed.registry(), parsed.repository())?;
-        // oci-client defaults the tag to `latest` only when there is neither tag nor digest.
-        let tag = parsed.tag().map(str::to_string);
+        let repository = Repository::new(registry, path)?;
+        let tag = match (tag, &digest) {
+            (Some(t), _) => Some(t.to_string()),
+            (None, Some(_)) => None,
+            (None, None) => Some("latest".to_string()),
+        };
         Ok(ImageReference {
             repository,
             tag,
@@ -188,6 +231,45 @@ fn validate_registry(registry: &str) -> Result<(), RegistryError> {
             input: registry.to_string(),
             reason: "a registry is host[:port] (letters, digits, '.', '-')".into(),
         })
+    }
+}
+
+/// Distribution's host grammar for the registry part of a reference: dot-separated labels of
+/// letters, digits and inner '-', or a bracketed IPv6 address, then an optional numeric port.
+fn validate_host(host: &str) -> Result<(), &'static str> {
+    const WHY: &str = "a registry is host[:port]: dot-separated labels of letters, digits and \
+                       inner '-', or [IPv6], then an optional numeric port";
+    let port_ok = |port: Option<&str>| {
+        port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if let Some(rest) = host.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']').ok_or(WHY)?;
+        let port = match after {
+            "" => None,
+            _ => Some(after.strip_prefix(':').ok_or(WHY)?),
+        };
+        let v6_ok = !v6.is_empty() && v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':');
+        return if v6_ok && port_ok(port) {
+            Ok(())
+        } else {
+            Err(WHY)
+        };
+    }
+    let (host, port) = match host.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (host, None),
+    };
+    let label_ok = |l: &str| {
+        let b = l.as_bytes();
+        !b.is_empty()
+            && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-')
+            && b[0] != b'-'
+            && b[b.len() - 1] != b'-'
+    };
+    if host.split('.').all(label_ok) && port_ok(port) {
+        Ok(())
+    } else {
+        Err(WHY)
     }
 }
 
