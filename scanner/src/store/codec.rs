@@ -12,8 +12,15 @@
 //! `DOMAIN || len(sled key) || sled key || version || payload`: a value copied under another key,
 //! a flipped byte or a truncated value all fail the check. Verdict payloads are postcard-encoded
 //! private wire structs (not the API model, so the schema only changes on purpose) that also carry
-//! the canonical key; `sha256:<hex>` strings are packed as 32 raw bytes, so a verdict takes well
-//! under 70 % of its JSON size (checked in the tests).
+//! the canonical key; `sha256:<hex>` strings are packed as 32 raw bytes, the subject is not
+//! repeated where it equals the key (or, in a report, the verdict's subject), and well-known
+//! strings (artifact and verifier types) are a one-byte code, so a verdict takes well under half
+//! of its JSON size (checked in the tests). Entry size matters for memory: sled keeps whole
+//! leaves (8–16 entries) in memory, and many more of them than its cache capacity says under
+//! random reads (benches/README.md, "Memory").
+//!
+//! Version 2 (this one) added the subject and well-known-string packing; a version-1 store is
+//! quarantined at open and rebuilt by re-verification like any store this build cannot read.
 
 use std::collections::BTreeSet;
 
@@ -25,7 +32,7 @@ use super::{MissReason, StoredVerdict, TagEntry, VerdictKey, VerdictSigner};
 use crate::report::{Evidence, VerificationResult, VerifierReport};
 
 /// Version of the entry encoding, first byte of every value and part of the meta record.
-pub const SCHEMA_VERSION: u8 = 1;
+pub const SCHEMA_VERSION: u8 = 2;
 
 const DOMAIN: &[u8] = b"verdict-store/v1\0";
 
@@ -192,14 +199,94 @@ impl Packed {
     }
 }
 
+/// `name@digest` with the digest packed; anything else as text.
+#[derive(Serialize, Deserialize)]
+enum Addressed {
+    At(String, Packed),
+    Text(String),
+}
+
+impl Addressed {
+    fn from(s: &str) -> Self {
+        match s.rsplit_once('@') {
+            Some((name, digest)) => Addressed::At(name.to_owned(), Packed::from(digest)),
+            None => Addressed::Text(s.to_owned()),
+        }
+    }
+    fn into_string(self) -> String {
+        match self {
+            Addressed::At(name, digest) => format!("{name}@{}", digest.into_string()),
+            Addressed::Text(s) => s,
+        }
+    }
+}
+
+/// A subject stored relative to another string it usually equals.
+#[derive(Serialize, Deserialize)]
+enum Subject {
+    Same,
+    Other(Addressed),
+}
+
+impl Subject {
+    fn relative_to(subject: &str, usual: &str) -> Self {
+        if subject == usual {
+            Subject::Same
+        } else {
+            Subject::Other(Addressed::from(subject))
+        }
+    }
+    fn resolve(self, usual: &str) -> String {
+        match self {
+            Subject::Same => usual.to_owned(),
+            Subject::Other(a) => a.into_string(),
+        }
+    }
+}
+
+/// Strings that recur in most verdicts, stored as their index. Append only: an index, once
+/// written, means its string for as long as this schema version is read.
+const WELL_KNOWN: [&str; 8] = [
+    "application/vnd.cncf.notary.signature",
+    "application/vnd.dev.cosign.artifact.sig.v1+json",
+    "application/vnd.dev.sigstore.bundle.v0.3+json",
+    "notation",
+    "cosign",
+    "verifier-notation",
+    "verifier-cosign",
+    "application/vnd.oci.image.manifest.v1+json",
+];
+
+#[derive(Serialize, Deserialize)]
+enum Word {
+    Known(u8),
+    Text(String),
+}
+
+impl Word {
+    fn from(s: &str) -> Self {
+        match WELL_KNOWN.iter().position(|k| *k == s) {
+            Some(i) => Word::Known(i as u8),
+            None => Word::Text(s.to_owned()),
+        }
+    }
+    fn into_string(self) -> Option<String> {
+        match self {
+            Word::Known(i) => WELL_KNOWN.get(usize::from(i)).map(|s| (*s).to_owned()),
+            Word::Text(s) => Some(s),
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct ReportWire {
-    subject: String,
+    /// Relative to the verdict's subject.
+    subject: Subject,
     is_success: bool,
-    verifier_name: String,
-    verifier_type: String,
+    verifier_name: Word,
+    verifier_type: Word,
     reference_digest: Packed,
-    artifact_type: String,
+    artifact_type: Word,
     message: String,
     error_reason: String,
     remediation: String,
@@ -209,29 +296,33 @@ struct ReportWire {
 }
 
 impl ReportWire {
-    fn from(r: &VerifierReport) -> Self {
+    fn from(r: &VerifierReport, verdict_subject: &str) -> Self {
         ReportWire {
-            subject: r.subject.clone(),
+            subject: Subject::relative_to(&r.subject, verdict_subject),
             is_success: r.is_success,
-            verifier_name: r.verifier_name.clone(),
-            verifier_type: r.verifier_type.clone(),
+            verifier_name: Word::from(&r.verifier_name),
+            verifier_type: Word::from(&r.verifier_type),
             reference_digest: Packed::from(&r.reference_digest),
-            artifact_type: r.artifact_type.clone(),
+            artifact_type: Word::from(&r.artifact_type),
             message: r.message.clone(),
             error_reason: r.error_reason.clone(),
             remediation: r.remediation.clone(),
             extensions: r.extensions.as_ref().map(|v| v.to_string()),
-            nested_results: r.nested_results.iter().map(ReportWire::from).collect(),
+            nested_results: r
+                .nested_results
+                .iter()
+                .map(|n| ReportWire::from(n, verdict_subject))
+                .collect(),
         }
     }
-    fn into_report(self) -> Option<VerifierReport> {
+    fn into_report(self, verdict_subject: &str) -> Option<VerifierReport> {
         Some(VerifierReport {
-            subject: self.subject,
+            subject: self.subject.resolve(verdict_subject),
             is_success: self.is_success,
-            verifier_name: self.verifier_name,
-            verifier_type: self.verifier_type,
+            verifier_name: self.verifier_name.into_string()?,
+            verifier_type: self.verifier_type.into_string()?,
             reference_digest: self.reference_digest.into_string(),
-            artifact_type: self.artifact_type,
+            artifact_type: self.artifact_type.into_string()?,
             message: self.message,
             error_reason: self.error_reason,
             remediation: self.remediation,
@@ -242,7 +333,7 @@ impl ReportWire {
             nested_results: self
                 .nested_results
                 .into_iter()
-                .map(ReportWire::into_report)
+                .map(|n| n.into_report(verdict_subject))
                 .collect::<Option<_>>()?,
         })
     }
@@ -250,8 +341,8 @@ impl ReportWire {
 
 #[derive(Serialize, Deserialize)]
 struct EvidenceWire {
-    verifier_name: String,
-    artifact_type: String,
+    verifier_name: Word,
+    artifact_type: Word,
     reference_digest: Packed,
     envelope_digest: Packed,
     fingerprints: Vec<Packed>,
@@ -261,8 +352,9 @@ struct EvidenceWire {
 #[derive(Serialize, Deserialize)]
 struct VerdictWire {
     /// The canonical verdict key (entries are stored under a hash of it).
-    key: String,
-    subject: String,
+    key: Addressed,
+    /// Relative to the key without its `[namespace]` prefix.
+    subject: Subject,
     digest: Packed,
     is_success: bool,
     reports: Vec<ReportWire>,
@@ -277,18 +369,23 @@ pub(crate) fn encode_verdict(
     v: &StoredVerdict,
 ) -> Result<Vec<u8>, postcard::Error> {
     let r = &v.result;
+    let key = key.to_string();
     let wire = VerdictWire {
-        key: key.to_string(),
-        subject: r.subject.clone(),
+        key: Addressed::from(&key),
+        subject: Subject::relative_to(&r.subject, without_namespace(&key)),
         digest: Packed::from(&r.digest),
         is_success: r.is_success,
-        reports: r.reports.iter().map(ReportWire::from).collect(),
+        reports: r
+            .reports
+            .iter()
+            .map(|report| ReportWire::from(report, &r.subject))
+            .collect(),
         evidence: r
             .evidence
             .iter()
             .map(|e| EvidenceWire {
-                verifier_name: e.verifier_name.clone(),
-                artifact_type: e.artifact_type.clone(),
+                verifier_name: Word::from(&e.verifier_name),
+                artifact_type: Word::from(&e.artifact_type),
                 reference_digest: Packed::from(&e.reference_digest),
                 envelope_digest: Packed::from(&e.envelope_digest),
                 fingerprints: e.fingerprints.iter().map(|f| Packed::from(f)).collect(),
@@ -305,13 +402,15 @@ pub(crate) fn encode_verdict(
 /// The canonical key string and the verdict.
 pub(crate) fn decode_verdict(payload: &[u8]) -> Option<(String, StoredVerdict)> {
     let wire: VerdictWire = postcard::from_bytes(payload).ok()?;
+    let key = wire.key.into_string();
+    let subject = wire.subject.resolve(without_namespace(&key));
     let evidence = wire
         .evidence
         .into_iter()
         .map(|e| {
             Some(Evidence {
-                verifier_name: e.verifier_name,
-                artifact_type: e.artifact_type,
+                verifier_name: e.verifier_name.into_string()?,
+                artifact_type: e.artifact_type.into_string()?,
                 reference_digest: e.reference_digest.into_string(),
                 envelope_digest: e.envelope_digest.into_string(),
                 fingerprints: e
@@ -328,24 +427,32 @@ pub(crate) fn decode_verdict(payload: &[u8]) -> Option<(String, StoredVerdict)> 
         .collect::<Option<Vec<_>>>()?;
     let verdict = StoredVerdict {
         result: VerificationResult {
-            subject: wire.subject,
             digest: wire.digest.into_string(),
             is_success: wire.is_success,
             reports: wire
                 .reports
                 .into_iter()
-                .map(ReportWire::into_report)
+                .map(|r| r.into_report(&subject))
                 .collect::<Option<_>>()?,
             evidence,
             trust_config_fingerprint: wire.trust_config_fingerprint.into_string(),
             verified_at: wire.verified_at.to()?,
+            subject,
         },
         expires_at: match wire.expires_at {
             Some(t) => Some(t.to()?),
             None => None,
         },
     };
-    Some((wire.key, verdict))
+    Some((key, verdict))
+}
+
+/// A canonical key without its `[namespace]` prefix: `registry/repository@digest`.
+fn without_namespace(key: &str) -> &str {
+    match key.strip_prefix('[').and_then(|rest| rest.split_once(']')) {
+        Some((_, rest)) => rest,
+        None => key,
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -457,22 +564,57 @@ mod tests {
         }
     }
 
-    #[test]
-    fn verdict_round_trips_exactly_and_compactly() {
-        let v = rich();
-        let key = VerdictKey::parse(&format!("[ns]r.io/app@{D}")).unwrap();
-        let payload = encode_verdict(&key, &v).unwrap();
+    /// Encodes `v` under `key`, checks it decodes to exactly the same, and returns the payload
+    /// size as a percentage of the result's JSON size.
+    fn round_trip_percent_of_json(key: &VerdictKey, v: &StoredVerdict) -> usize {
+        let payload = encode_verdict(key, v).unwrap();
         assert_eq!(
             decode_verdict(&payload).unwrap(),
             (key.to_string(), v.clone())
         );
-        let json_len = serde_json::to_vec(&v.result).unwrap().len();
-        assert!(
-            payload.len() * 10 < json_len * 7,
-            "{} vs json {}",
-            payload.len(),
-            json_len
+        payload.len() * 100 / serde_json::to_vec(&v.result).unwrap().len()
+    }
+
+    #[test]
+    fn verdict_round_trips_exactly_and_compactly() {
+        let key = VerdictKey::parse(&format!("[ns]r.io/app@{D}")).unwrap();
+        let percent = round_trip_percent_of_json(&key, &rich());
+        assert!(percent < 70, "{percent} % of the JSON size");
+    }
+
+    #[test]
+    fn a_digest_subject_is_stored_once() {
+        // The common shape: asked by digest, so key, verdict subject and report subjects agree.
+        let key = VerdictKey::parse(&format!("r.io/team/app@{D}")).unwrap();
+        let subject = format!("r.io/team/app@{D}");
+        let mut v = rich();
+        v.result.subject = subject.clone();
+        v.result.reports[0].subject = subject.clone();
+        v.result.reports[0].nested_results[0].subject = "other.io/x:1".into();
+        let percent = round_trip_percent_of_json(&key, &v);
+        assert!(percent < 50, "{percent} % of the JSON size");
+        // Under a namespace the subject is still relative to the key's reference part.
+        let namespaced = VerdictKey::parse(&format!("[team-a]r.io/team/app@{D}")).unwrap();
+        round_trip_percent_of_json(&namespaced, &v);
+        assert_eq!(
+            encode_verdict(&namespaced, &v).unwrap().len(),
+            encode_verdict(&key, &v).unwrap().len() + "[team-a]".len()
         );
+    }
+
+    #[test]
+    fn an_unknown_well_known_index_is_unreadable() {
+        assert_eq!(Word::Known(3).into_string().as_deref(), Some("notation"));
+        assert_eq!(
+            Word::from("notation").into_string().as_deref(),
+            Some("notation")
+        );
+        assert!(matches!(Word::from("my-verifier"), Word::Text(_)));
+        let report = ReportWire {
+            verifier_type: Word::Known(200),
+            ..ReportWire::from(&rich().result.reports[0], "r.io/app:v1")
+        };
+        assert!(report.into_report("r.io/app:v1").is_none());
     }
 
     #[test]
