@@ -290,7 +290,7 @@ impl VerificationResult {
                 }
                 if r.subject == self.subject {
                     v1.text("{\"subject\":");
-                    v1.subject();
+                    v1.subject()?;
                     v1.rest_of_map(&V1Report {
                         report: r,
                         with_subject: false,
@@ -314,7 +314,7 @@ impl VerificationResult {
                 v2.text(",");
             }
             v2.text("{\"subject\":");
-            v2.subject();
+            v2.subject()?;
             v2.rest_of_map(&V2Artifact {
                 subject: None,
                 artifact,
@@ -345,30 +345,47 @@ pub fn ratify_timestamp(now: DateTime<Utc>) -> String {
 pub struct RenderedVerdict {
     is_success: bool,
     /// v1 after `timestamp`: `,"verifierReports":[…]}` or `}`.
-    v1_tail: Vec<Piece>,
-    v2: Vec<Piece>,
+    v1_tail: Template,
+    v2: Template,
 }
 
+/// JSON text with the subject left out at `slots` (byte offsets into `text`, ascending). One
+/// exact-size allocation each: these are held for every verdict kept in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Piece {
-    Text(String),
-    /// The subject as a JSON string.
-    Subject,
+struct Template {
+    text: Box<str>,
+    slots: Box<[u32]>,
+}
+
+impl Template {
+    fn write(&self, subject: &JsonString, out: &mut String) {
+        let mut from = 0;
+        for &slot in &self.slots {
+            let slot = slot as usize;
+            out.push_str(&self.text[from..slot]);
+            out.push_str(subject.as_str());
+            from = slot;
+        }
+        out.push_str(&self.text[from..]);
+    }
 }
 
 #[derive(Default)]
-struct Pieces(Vec<Piece>);
+struct Pieces {
+    text: String,
+    slots: Vec<u32>,
+}
 
 impl Pieces {
     fn text(&mut self, s: &str) {
-        match self.0.last_mut() {
-            Some(Piece::Text(t)) => t.push_str(s),
-            _ => self.0.push(Piece::Text(s.to_owned())),
-        }
+        self.text.push_str(s);
     }
 
-    fn subject(&mut self) {
-        self.0.push(Piece::Subject);
+    fn subject(&mut self) -> Result<(), serde_json::Error> {
+        let at = u32::try_from(self.text.len())
+            .map_err(|_| serde::ser::Error::custom("a verdict rendered to more than 4 GiB"))?;
+        self.slots.push(at);
+        Ok(())
     }
 
     fn json(&mut self, value: &impl Serialize) -> Result<(), serde_json::Error> {
@@ -391,8 +408,11 @@ impl Pieces {
         }
     }
 
-    fn done(self) -> Vec<Piece> {
-        self.0
+    fn done(self) -> Template {
+        Template {
+            text: self.text.into_boxed_str(),
+            slots: self.slots.into_boxed_slice(),
+        }
     }
 }
 
@@ -416,21 +436,12 @@ impl RenderedVerdict {
         }
         out.push_str(",\"timestamp\":");
         out.push_str(stamp.timestamp.as_str());
-        write_pieces(&self.v1_tail, subject, out);
+        self.v1_tail.write(subject, out);
     }
 
     /// Appends the v2 value for `subject`.
     pub fn write_v2(&self, subject: &JsonString, out: &mut String) {
-        write_pieces(&self.v2, subject, out);
-    }
-}
-
-fn write_pieces(pieces: &[Piece], subject: &JsonString, out: &mut String) {
-    for piece in pieces {
-        match piece {
-            Piece::Text(t) => out.push_str(t),
-            Piece::Subject => out.push_str(subject.as_str()),
-        }
+        self.v2.write(subject, out);
     }
 }
 
