@@ -153,9 +153,13 @@ pub struct ServeArgs {
     #[arg(long, env = "VERDICT_DENY_TTL_SECS", default_value_t = 30)]
     pub deny_ttl_secs: u64,
 
-    /// Verdicts kept decoded in memory in front of the store (≈ 2 KB each; 0 turns it off).
+    /// Verdicts kept decoded and rendered in memory in front of the store (≈ 2.5 KiB each; 0 turns it off).
     #[arg(long, env = "VERDICT_MEMORY_CACHE_ENTRIES", default_value_t = verdict_cache_api::adapters::DEFAULT_MEMORY_ENTRIES)]
     pub memory_cache_entries: usize,
+
+    /// The store's own page cache, in MiB (sled `cache_capacity`; it uses 2–3× this in practice).
+    #[arg(long, env = "VERDICT_STORE_CACHE_MIB", default_value_t = verdict_scanner::store::DEFAULT_CACHE_MIB)]
+    pub store_cache_mib: u64,
 
     #[command(flatten)]
     pub trust: TrustArgs,

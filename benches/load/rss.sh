@@ -11,7 +11,8 @@
 # VmRSS and VmHWM of the server from /proc/<pid>/status.
 #
 # Environment: COUNT (1000000), RESTARTS (3), SECONDS_LOAD (30), CONNECTIONS (32),
-# KEEP=1 to keep the work directory (the filled store is ~1 GiB), SKIP_BUILD=1.
+# KEEP=1 to keep the work directory (the filled store is ~1 GiB), SKIP_BUILD=1,
+# SERVE_ARGS (extra `verdict serve` arguments, split on spaces, e.g. "--memory-cache-entries 0").
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -45,9 +46,11 @@ cleanup() { if [[ "${KEEP:-}" == 1 ]]; then say "# work directory kept: $WORK"; 
 trap cleanup EXIT
 
 say "# uptime: $(uptime)"
+SERVE_FLAGS=()
+for a in ${SERVE_ARGS:-}; do SERVE_FLAGS+=("--serve-arg=$a"); done
 "$BIN/verdict-bench" rss --dir "$WORK" --verdict "$BIN/verdict" --fill "$BIN/verdict-bench-fill" \
     --count "$COUNT" --restarts "$RESTARTS" --seconds "$SECONDS_LOAD" --connections "$CONNECTIONS" \
-    --wrk-script "$HERE/random-keys.lua" | tee "$WORK/rss.log"
+    --wrk-script "$HERE/random-keys.lua" "${SERVE_FLAGS[@]}" | tee "$WORK/rss.log"
 
 line=$(grep '^RSSRESULT' "$WORK/rss.log") || die "no RSSRESULT line"
 field() { sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" <<<"$line"; }

@@ -112,8 +112,9 @@ pub struct StoreVerdictCache {
     hot: HotVerdicts,
 }
 
-/// Default number of verdicts kept decoded in memory in front of the store (≈ 2 KB each).
-pub const DEFAULT_MEMORY_ENTRIES: usize = 10_000;
+/// Default number of verdicts kept decoded and rendered in memory in front of the store: room for
+/// every image a large cluster runs, at a few KiB each (benches/README.md, "Memory").
+pub const DEFAULT_MEMORY_ENTRIES: usize = 4_096;
 
 impl StoreVerdictCache {
     /// With [`DEFAULT_MEMORY_ENTRIES`] verdicts held in memory.

@@ -19,8 +19,11 @@ use crate::cli::ServeArgs;
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     // Before any worker thread exists: glibc gives each thread that allocates its own arena,
-    // which the 1 M-verdict benchmark measured at 40–60 MiB of RSS (benches/README.md).
-    verdict_cache_api::limit_malloc_arenas(2);
+    // which the 1 M-verdict benchmark measured at 40–60 MiB of RSS (benches/README.md). An
+    // operator's own MALLOC_ARENA_MAX wins.
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        verdict_cache_api::limit_malloc_arenas(2);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -55,12 +58,15 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         tracing::info!(path = %key_path.display(), "generated a new verdict key");
     }
     let store_dir = args.data_dir.join("store");
-    let store = tokio::task::spawn_blocking(move || {
-        SledStore::open(&store_dir, signer, StoreOptions::default())
-    })
-    .await
-    .context("store open task failed")?
-    .context("cannot open the verdict store")?;
+    let store_options = StoreOptions {
+        cache_capacity_bytes: args.store_cache_mib.saturating_mul(1024 * 1024),
+        ..StoreOptions::default()
+    };
+    let store =
+        tokio::task::spawn_blocking(move || SledStore::open(&store_dir, signer, store_options))
+            .await
+            .context("store open task failed")?
+            .context("cannot open the verdict store")?;
     match store.open_outcome() {
         OpenOutcome::Quarantined { moved_to, reason } => tracing::error!(
             moved_to = %moved_to.display(),

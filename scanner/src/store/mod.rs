@@ -33,7 +33,7 @@ pub use codec::SCHEMA_VERSION;
 pub use error::StoreError;
 pub use key::{TagKey, VerdictKey};
 pub use signer::{SignerKind, VerdictSigner};
-pub use sled_store::{OpenOutcome, SledStore, StoreOptions};
+pub use sled_store::{DEFAULT_CACHE_MIB, OpenOutcome, SledStore, StoreOptions};
 
 use crate::report::VerificationResult;
 

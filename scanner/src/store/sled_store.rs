@@ -40,10 +40,16 @@ const MAX_FINGERPRINT_LEN: usize = 512;
 const LOCK_RETRIES: u32 = 20;
 const LOCK_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// Default sled page cache, in MiB. sled holds decoded leaves at roughly twice their on-disk
+/// size and, under random reads, up to 64 unaccounted pages per LRU shard (256 shards) on top:
+/// with 1 M verdicts, 4 MiB configured cost ~15 MiB resident, 16 MiB ~40 MiB (benches/README.md,
+/// "Memory"). Repeated lookups are answered from the service's in-memory verdicts instead.
+pub const DEFAULT_CACHE_MIB: u64 = 4;
+
 /// Tuning of the sled backend.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
-    /// sled's page cache; the main term of the store's memory use.
+    /// sled's page cache; a main term of the store's memory use (see [`DEFAULT_CACHE_MIB`]).
     pub cache_capacity_bytes: u64,
     /// sled's background flush period; acknowledged writes are flushed regardless.
     pub flush_every_ms: Option<u64>,
@@ -54,7 +60,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
-            cache_capacity_bytes: 16 * 1024 * 1024,
+            cache_capacity_bytes: DEFAULT_CACHE_MIB * 1024 * 1024,
             flush_every_ms: Some(500),
             keep_quarantined: 2,
         }

@@ -84,6 +84,9 @@ enum Command {
         /// wrk connections.
         #[arg(long, default_value_t = 32)]
         connections: u32,
+        /// An extra argument for `verdict serve` (repeatable), e.g. `--serve-arg=--memory-cache-entries=0`.
+        #[arg(long = "serve-arg", allow_hyphen_values = true)]
+        serve_args: Vec<String>,
     },
 }
 
@@ -107,6 +110,7 @@ async fn main() -> ExitCode {
             wrk_script,
             seconds,
             connections,
+            serve_args,
         } => {
             rss(RssArgs {
                 dir,
@@ -117,6 +121,7 @@ async fn main() -> ExitCode {
                 wrk_script,
                 seconds,
                 connections,
+                serve_args,
             })
             .await
         }
@@ -138,7 +143,7 @@ struct Setup {
     refs: Vec<String>,
 }
 
-async fn setup(dir: &Path, verdict: &Path, images: usize) -> Result<Setup> {
+async fn setup(dir: &Path, verdict: &Path, images: usize, serve_args: &[String]) -> Result<Setup> {
     ensure!(images >= 1, "--images must be at least 1");
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let registry = DockerRegistry::start().await?;
@@ -162,7 +167,8 @@ async fn setup(dir: &Path, verdict: &Path, images: usize) -> Result<Setup> {
     let server = VerdictServer::start(
         ServeOptions::new(verdict, demo::ratify_config(&cert))
             .plain_http(&host)
-            .data_dir(&data_dir),
+            .data_dir(&data_dir)
+            .args(serve_args),
     )
     .await?;
     eprintln!(
@@ -191,7 +197,7 @@ fn provider_request(keys: &[String]) -> Vec<u8> {
 
 async fn env(dir: &Path, verdict: &Path, images: usize) -> Result<()> {
     let _ = std::fs::remove_file(dir.join("env.sh"));
-    let s = setup(dir, verdict, images).await?;
+    let s = setup(dir, verdict, images, &[]).await?;
     let ops = format!("http://{}", s.server.ops());
     let url = s.server.url(VERIFY_V1);
     let mut sizes = vec![1];
@@ -373,6 +379,7 @@ struct RssArgs {
     wrk_script: PathBuf,
     seconds: u64,
     connections: u32,
+    serve_args: Vec<String>,
 }
 
 /// Memory of a process from `/proc/<pid>/status`, in MiB.
@@ -440,7 +447,7 @@ async fn rss(a: RssArgs) -> Result<()> {
         registry,
         mut server,
         refs,
-    } = setup(&a.dir, &a.verdict, 10).await?;
+    } = setup(&a.dir, &a.verdict, 10, &a.serve_args).await?;
     let host = registry.host_port();
     let ops = format!("http://{}", server.ops());
     warm_and_capture(&server, &ops, &provider_request(&refs), &refs).await?;
