@@ -18,11 +18,12 @@ use verdict_scanner::verify::ImageVerifier;
 use crate::cli::ServeArgs;
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    // Before any worker thread exists: glibc gives each thread that allocates its own arena,
-    // which the 1 M-verdict benchmark measured at 40–60 MiB of RSS (benches/README.md). An
-    // operator's own MALLOC_ARENA_MAX wins.
+    // Before any worker thread exists: glibc gives each thread that allocates its own arena.
+    // With 1 M stored verdicts one arena measured ~20 MiB less RSS than two (and 40–60 MiB less
+    // than glibc's default) at the same cache-hit throughput (benches/README.md, "Memory").
+    // An operator's own MALLOC_ARENA_MAX wins.
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        verdict_cache_api::limit_malloc_arenas(2);
+        verdict_cache_api::limit_malloc_arenas(1);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
