@@ -566,8 +566,8 @@ impl VerdictService {
     ) -> ProviderResponse {
         let deadline = self.deadline(self.inner.config.verify_deadline, "verify_deadline");
         let plan = KeyPlan::new(keys);
-        // Digest references found in the cache are answered here, without a future each; the
-        // rest (tags, misses) are looked up and verified concurrently.
+        // Digest references are looked up here, and hits answered without a future each; tags
+        // (resolved, then looked up) and digest misses (verified) proceed concurrently.
         let mut verdicts: Vec<Option<Result<Arc<ServedVerdict>, KeyFailure>>> = plan
             .subjects
             .iter()
@@ -706,43 +706,38 @@ impl VerdictService {
         }
     }
 
-    /// The cached verdict for `key`, counted as a hit.
-    fn cached(&self, key: &SubjectKey, deadline: Deadline) -> Option<Arc<ServedVerdict>> {
-        let hit = self.inner.cache_get(key, deadline.now)?;
-        self.inner
-            .lookup_histograms()
-            .hit
-            .record(deadline.started.elapsed().as_secs_f64());
-        Some(hit)
-    }
-
-    /// `known`: the subject's key when the caller already has it (a digest reference).
+    /// `missed`: the subject's key when the caller already looked it up in the cache and found
+    /// nothing (digest references in [`Self::handle`]); it is not looked up again here, since
+    /// the verification flight checks the cache once more before verifying.
     async fn verdict_within(
         &self,
         namespace: Option<&str>,
         reference: &ImageReference,
-        known: Option<&SubjectKey>,
+        missed: Option<&SubjectKey>,
         deadline: Deadline,
     ) -> Result<Arc<ServedVerdict>, KeyFailure> {
-        let key = match (known, reference.digest()) {
-            (Some(key), _) => key.clone(),
-            (None, Some(digest)) => SubjectKey::new(
-                namespace.map(str::to_owned),
-                reference.repository().clone(),
-                digest.clone(),
-            ),
-            (None, None) => {
-                let digest = self.resolve_within(namespace, reference, deadline).await?;
-                SubjectKey::new(
+        let key = match missed {
+            Some(key) => key.clone(),
+            None => {
+                let digest = match reference.digest() {
+                    Some(digest) => digest.clone(),
+                    None => self.resolve_within(namespace, reference, deadline).await?,
+                };
+                let key = SubjectKey::new(
                     namespace.map(str::to_owned),
                     reference.repository().clone(),
                     digest,
-                )
+                );
+                if let Some(hit) = self.inner.cache_get(&key, deadline.now) {
+                    self.inner
+                        .lookup_histograms()
+                        .hit
+                        .record(deadline.started.elapsed().as_secs_f64());
+                    return Ok(hit);
+                }
+                key
             }
         };
-        if let Some(hit) = self.cached(&key, deadline) {
-            return Ok(hit);
-        }
         let outcome = self.verify_miss(key, deadline).await;
         self.inner
             .lookup_histograms()

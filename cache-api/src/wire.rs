@@ -229,7 +229,7 @@ const MEMO_SHARDS: usize = 16;
 type MemoShard = std::sync::Mutex<HashMap<String, Arc<ParsedKey>, foldhash::fast::RandomState>>;
 
 /// `parse` memoised by key text: Gatekeeper asks for the same keys over and over, and parsing
-/// (a regex, normalisation, the subject key) was the largest part of a cache hit's CPU
+/// (then a regex, normalisation, the subject key) was the largest part of a cache hit's CPU
 /// (benches/README.md). Parsing is a pure function of the text, so a memoised answer is the
 /// parser's answer; only successes are kept. A full shard is emptied (bounded, O(1) amortised).
 /// foldhash with a per-process seed: keys come from pod specs, and a shard never holds more than
