@@ -45,7 +45,7 @@ pub enum Command {
 
     /// Serve Gatekeeper's external-data API (Ratify-compatible) from the signed verdict store,
     /// verifying misses inline.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -58,6 +58,12 @@ pub struct VerifyArgs {
     /// KeyManagementProvider, Policy).
     #[arg(long, short = 'c', env = "VERDICT_CONFIG")]
     pub config: PathBuf,
+
+    /// Verify as for a pod in this namespace (Gatekeeper's `[namespace]` key prefix): its
+    /// NamespacedVerifier / NamespacedPolicy / NamespacedStore apply, falling back per kind to
+    /// the cluster-wide resources.
+    #[arg(long, short = 'n', env = "VERDICT_NAMESPACE")]
+    pub namespace: Option<String>,
 
     /// Output: a table for people, or Ratify's v1 external-data value as JSON.
     #[arg(long, short = 'o', env = "VERDICT_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
@@ -149,9 +155,71 @@ pub struct ServeArgs {
     #[arg(long, env = "VERDICT_MAX_REQUEST_BYTES", default_value_t = 1024 * 1024)]
     pub max_request_bytes: usize,
 
-    /// How long a definitive deny is served from the store before it is verified again, in seconds.
+    /// How long a definitive deny is remembered (in memory only) before it is verified again, in
+    /// seconds.
     #[arg(long, env = "VERDICT_DENY_TTL_SECS", default_value_t = 30)]
     pub deny_ttl_secs: u64,
+
+    /// How long a deny that may change within seconds is remembered: the image has no signature
+    /// yet, or was not found (a CI pipeline that signs right after pushing), in milliseconds.
+    #[arg(long, env = "VERDICT_PENDING_DENY_TTL_MS", default_value_t = 3000)]
+    pub pending_deny_ttl_ms: u64,
+
+    /// Denies remembered in memory (never on disk); when full, a random one is forgotten.
+    #[arg(long, env = "VERDICT_DENY_CACHE_ENTRIES", default_value_t = verdict_cache_api::adapters::DEFAULT_DENY_ENTRIES)]
+    pub deny_cache_entries: usize,
+
+    /// Inline verifications running at once (misses beyond it queue).
+    #[arg(long, env = "VERDICT_MAX_VERIFICATIONS", default_value_t = 16)]
+    pub max_verifications: usize,
+
+    /// Of those, most against one registry host, so one slow registry cannot take them all.
+    #[arg(
+        long,
+        env = "VERDICT_MAX_VERIFICATIONS_PER_REGISTRY",
+        default_value_t = 8
+    )]
+    pub max_verifications_per_registry: usize,
+
+    /// Subjects being verified or waiting; beyond it a miss is answered VERIFIER_BUSY at once.
+    #[arg(long, env = "VERDICT_MAX_PENDING_VERIFICATIONS", default_value_t = 256)]
+    pub max_pending_verifications: usize,
+
+    /// Longest a verdict-store read or write may take on the request path, in milliseconds; past
+    /// it the key fails closed (STORE_UNAVAILABLE).
+    #[arg(long, env = "VERDICT_STORE_TIMEOUT_MS", default_value_t = 1000)]
+    pub store_timeout_ms: u64,
+
+    /// How often expired entries are removed from the store, in seconds (0: never).
+    #[arg(long, env = "VERDICT_SWEEP_INTERVAL_SECS", default_value_t = 600)]
+    pub sweep_interval_secs: u64,
+
+    /// Requests being answered at once; more are answered at once with a systemError (Gatekeeper
+    /// denies and retries) instead of queueing without bound.
+    #[arg(long, env = "VERDICT_MAX_IN_FLIGHT_REQUESTS", default_value_t = 1024)]
+    pub max_in_flight_requests: usize,
+
+    /// Request bytes buffered across all requests at once, in MiB; past it new requests are
+    /// refused with a systemError.
+    #[arg(long, env = "VERDICT_MAX_BUFFERED_MIB", default_value_t = 64)]
+    pub max_buffered_mib: usize,
+
+    /// TLS connections open at once; more are closed at once.
+    #[arg(long, env = "VERDICT_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Time allowed for a client to send a request's headers, in seconds (Ratify: 5).
+    #[arg(long, env = "VERDICT_HEADER_READ_TIMEOUT_SECS", default_value_t = 5)]
+    pub header_read_timeout_secs: u64,
+
+    /// A connection (HTTP/1.1 or HTTP/2) with no request for this long is closed, in seconds
+    /// (Ratify: 90; Gatekeeper reconnects as needed).
+    #[arg(long, env = "VERDICT_IDLE_TIMEOUT_SECS", default_value_t = 90)]
+    pub idle_timeout_secs: u64,
+
+    /// Concurrent requests (streams) on one HTTP/2 connection.
+    #[arg(long, env = "VERDICT_MAX_CONCURRENT_STREAMS", default_value_t = 128)]
+    pub max_concurrent_streams: u32,
 
     /// Verdicts kept decoded and rendered in memory in front of the store (≈ 2.5 KiB each; 0 turns it off).
     #[arg(long, env = "VERDICT_MEMORY_CACHE_ENTRIES", default_value_t = verdict_cache_api::adapters::DEFAULT_MEMORY_ENTRIES)]

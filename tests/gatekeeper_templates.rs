@@ -14,17 +14,26 @@ use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 use verdict_testkit::demo::{SIGNER_SUBJECT, ratify_config};
 use verdict_testkit::notation::push_notation_signature;
+use verdict_testkit::pki::TestCert;
 use verdict_testkit::pki::{CertBuilder, KeyAlg};
 use verdict_testkit::serve::{ServeOptions, VERIFY_V1, VERIFY_V2, VerdictServer};
 use verdict_testkit::{DockerRegistry, shared_dir};
 
-/// Ratify's default templates, relative to the shared dir: the old library one and HEAD's.
-const TEMPLATES: &[&str] = &[
-    "vectors/ratify-gatekeeper/library/default/template.yaml",
-    "vectors/ratify-gatekeeper/configs/constrainttemplates/default/template.yaml",
-    "reference/examples/ratify-v1/library/default/template.yaml",
-    "reference/examples/ratify-v2/library/default/template.yaml",
+/// Ratify's template libraries, relative to the shared dir: v1.4's, the current one's copy in the
+/// reference notes, and the current repository's library and default ConstraintTemplate. Every
+/// `template.yaml` under them is run.
+const LIBRARIES: &[&str] = &[
+    "reference/examples/ratify-v1/library",
+    "reference/examples/ratify-v2/library",
+    "vectors/ratify-gatekeeper/library",
+    "vectors/ratify-gatekeeper/configs/constrainttemplates",
 ];
+/// Templates that also require an SBOM or a vulnerability report, which Verdict does not verify:
+/// they deny every image here, the signed one included (still fail closed).
+const NEEDS_OTHER_ARTIFACTS: &[&str] = &["sbom-validation", "vulnerability-report-validation"];
+/// The `issuer` parameter of the issuer templates: the Issuer Verdict reports for the test
+/// certificate (Ratify's notation extensions use Go's `pkix.Name` string form).
+const ISSUER: &str = "CN=demo,O=Verdict Demo,ST=WA,C=US";
 /// Provider names in the templates: Ratify v1's provider serves `/v1/verify`, v2's `/v2/verify`.
 const V1_PROVIDER: &str = "ratify-provider";
 const V2_PROVIDER: &str = "ratify-gatekeeper-provider";
@@ -34,8 +43,34 @@ const PROVIDER_TIMEOUT: Duration = Duration::from_secs(15);
 /// A ConstraintTemplate's Rego and its package.
 struct Template {
     path: PathBuf,
+    /// The library directory it came from (`default`, `multi-tenancy-validation`, ...).
+    name: String,
     package: String,
     rego: String,
+    /// The constraint's `spec.parameters` (its sample's, with `issuer` set to [`ISSUER`]).
+    parameters: Value,
+}
+
+/// Every `*/template.yaml` under the libraries, sorted by path.
+fn library_templates(shared: &Path) -> Result<Vec<Template>> {
+    let mut paths = Vec::new();
+    for lib in LIBRARIES {
+        let dir = shared.join(lib);
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let path = entry?.path().join("template.yaml");
+            if path.is_file() {
+                paths.push(path);
+            }
+        }
+    }
+    paths.sort();
+    ensure!(
+        paths.len() >= 15,
+        "expected the three libraries' templates, found {paths:?}"
+    );
+    paths.iter().map(|p| load_template(p)).collect()
 }
 
 fn load_template(path: &Path) -> Result<Template> {
@@ -66,11 +101,43 @@ fn load_template(path: &Path) -> Result<Template> {
         .with_context(|| format!("{}: no package line in the Rego", path.display()))?
         .trim()
         .to_string();
+    let rego = opa_walk_as_relation(&rego);
+    let name = path
+        .parent()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut parameters = json!({});
+    if rego.contains("input.parameters.issuer") {
+        parameters["issuer"] = json!(ISSUER);
+    }
     Ok(Template {
         path: path.to_path_buf(),
+        name,
         package,
         rego,
+        parameters,
     })
+}
+
+/// Rewrites `[path, value] := walk(x)` as the equivalent `walk(x, [path, value])`. In OPA (what
+/// Gatekeeper runs) both forms enumerate every pair; regorus 0.14 enumerates only the second
+/// and makes the first undefined, which would make Ratify's notation-nested template admit
+/// everything here while it denies in a cluster.
+fn opa_walk_as_relation(rego: &str) -> String {
+    rego.lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            let indent = &line[..line.len() - trimmed.len()];
+            let rewritten = trimmed.split_once(" := walk(").and_then(|(lhs, rest)| {
+                let arg = rest.strip_suffix(')')?;
+                (lhs.starts_with('[') && lhs.ends_with(']'))
+                    .then(|| format!("{indent}walk({arg}, {lhs})"))
+            });
+            rewritten.unwrap_or_else(|| line.to_string())
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// One `external_data` call as Gatekeeper made it.
@@ -185,7 +252,7 @@ impl Gatekeeper {
             .add_policy(template.path.display().to_string(), template.rego.clone())
             .with_context(|| format!("loading the Rego of {}", template.path.display()))?;
         engine.set_input(regorus::Value::from_json_str(
-            &admission_input(pod).to_string(),
+            &admission_input(pod, &template.parameters).to_string(),
         )?);
         let rule = format!("data.{}.violation", template.package);
         let result = engine
@@ -233,25 +300,29 @@ fn rego_response(
 }
 
 /// Gatekeeper's `input` for a constraint without parameters reviewing a Pod CREATE.
-fn admission_input(pod: &Value) -> Value {
+fn admission_input(pod: &Value, parameters: &Value) -> Value {
     json!({
         "review": {
             "uid": "0b5d7c55-8e4e-4a5c-9a7e-2f0c8c5f6a01",
             "kind": {"group": "", "version": "v1", "kind": "Pod"},
             "resource": {"group": "", "version": "v1", "resource": "pods"},
             "name": pod["metadata"]["name"],
-            "namespace": "default",
+            "namespace": pod["metadata"]["namespace"],
             "operation": "CREATE",
             "userInfo": {"username": "kubernetes-admin", "groups": ["system:masters"]},
             "object": pod,
             "oldObject": null,
             "dryRun": false,
         },
-        "parameters": {},
+        "parameters": parameters,
     })
 }
 
 fn pod(name: &str, containers: &[&str], init_containers: &[&str]) -> Value {
+    pod_in("default", name, containers, init_containers)
+}
+
+fn pod_in(namespace: &str, name: &str, containers: &[&str], init_containers: &[&str]) -> Value {
     let list = |images: &[&str], prefix: &str| -> Vec<Value> {
         images
             .iter()
@@ -266,29 +337,17 @@ fn pod(name: &str, containers: &[&str], init_containers: &[&str]) -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
     })
 }
 
-/// The field a template's provider answers with: v1 values carry `isSuccess`, v2 `succeeded`.
-fn success_field(provider: &str) -> &'static str {
-    if provider == V1_PROVIDER {
-        "isSuccess"
-    } else {
-        "succeeded"
-    }
-}
-
 #[test]
-fn ratify_default_templates_admit_only_what_verdict_verified() -> Result<()> {
+fn every_ratify_template_on_either_endpoint_admits_only_what_verdict_verified() -> Result<()> {
     let Some(shared) = shared_dir() else {
         return Ok(());
     };
-    let templates = TEMPLATES
-        .iter()
-        .map(|t| load_template(&shared.join(t)))
-        .collect::<Result<Vec<_>>>()?;
+    let templates = library_templates(&shared)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -322,81 +381,104 @@ fn ratify_default_templates_admit_only_what_verdict_verified() -> Result<()> {
     // Not an image reference (upper case is not allowed in a repository name): a per-key error.
     let malformed = format!("{host}/GK/Not_A_Repository:v1");
 
-    let gatekeeper = Gatekeeper {
+    // Gatekeeper with both of Ratify's provider names pointed at one endpoint: the template's own
+    // endpoint, or the other one (the mistake of Ratify issue #2669).
+    let gatekeeper = |path: &str| Gatekeeper {
         providers: BTreeMap::from([
-            (V1_PROVIDER.to_string(), server.url(VERIFY_V1)),
-            (V2_PROVIDER.to_string(), server.url(VERIFY_V2)),
+            (V1_PROVIDER.to_string(), server.url(path)),
+            (V2_PROVIDER.to_string(), server.url(path)),
         ]),
         client: server.https_client().clone(),
         runtime: runtime.handle().clone(),
         calls: Arc::default(),
     };
+    let endpoints = [
+        (VERIFY_V1, gatekeeper(VERIFY_V1)),
+        (VERIFY_V2, gatekeeper(VERIFY_V2)),
+    ];
     let log = |server: &VerdictServer| format!("verdict log tail:\n{}", server.log_tail());
 
     for t in &templates {
-        let name = t.path.display();
+        let admits_signed = !NEEDS_OTHER_ARTIFACTS.contains(&t.name.as_str());
+        for (endpoint, gatekeeper) in &endpoints {
+            let name = format!("{} on {endpoint}", t.path.display());
 
-        // Signed: admitted, on a positive verdict from the provider the template names.
-        let v = gatekeeper.violations(t, &pod("signed", &[&signed], &[]))?;
-        let call = gatekeeper.last_call();
-        assert!(
-            [V1_PROVIDER, V2_PROVIDER].contains(&call.provider.as_str()),
-            "{name}: unknown provider {}",
-            call.provider
-        );
-        assert!(
-            v.is_empty(),
-            "{name}: signed image denied: {v:?}\n{call:?}\n{}",
-            log(&server)
-        );
-        assert_eq!(call.keys, vec![signed.clone()], "{name}");
-        let r = &call.result;
-        assert_eq!(r["status_code"], 200, "{name}: {r}");
-        assert_eq!(r["system_error"], "", "{name}: {r}");
-        assert_eq!(r["errors"], json!([]), "{name}: {r}");
-        assert_eq!(r["responses"][0][0], signed.as_str(), "{name}: {r}");
-        assert_eq!(
-            r["responses"][0][1][success_field(&call.provider)],
-            true,
-            "{name}: the {} answer lacks a positive `{}`: {r}",
-            call.provider,
-            success_field(&call.provider)
-        );
+            // Signed: admitted, on a positive verdict (unless the template wants an SBOM or a
+            // vulnerability report as well).
+            let v = gatekeeper.violations(t, &pod("signed", &[&signed], &[]))?;
+            let call = gatekeeper.last_call();
+            assert!(
+                [V1_PROVIDER, V2_PROVIDER].contains(&call.provider.as_str()),
+                "{name}: unknown provider {}",
+                call.provider
+            );
+            assert_eq!(call.keys.len(), 1, "{name}");
+            assert!(call.keys[0].ends_with(&signed), "{name}: {:?}", call.keys);
+            let r = &call.result;
+            assert_eq!(r["status_code"], 200, "{name}: {r}");
+            assert_eq!(r["system_error"], "", "{name}: {r}");
+            assert_eq!(r["errors"], json!([]), "{name}: {r}");
+            assert_eq!(r["responses"][0][0], call.keys[0].as_str(), "{name}: {r}");
+            for field in ["isSuccess", "succeeded"] {
+                assert_eq!(r["responses"][0][1][field], true, "{name}: `{field}`: {r}");
+            }
+            if admits_signed {
+                assert!(
+                    v.is_empty(),
+                    "{name}: signed image denied: {v:?}\n{call:?}\n{}",
+                    log(&server)
+                );
+            } else {
+                assert!(
+                    !v.is_empty(),
+                    "{name}: an image without an SBOM or report admitted"
+                );
+            }
 
-        // Unsigned: denied by a verdict, and the message names the image.
-        let v = gatekeeper.violations(t, &pod("unsigned", &[&unsigned], &[]))?;
-        let r = gatekeeper.last_call().result;
-        assert_eq!(
-            v.len(),
-            1,
-            "{name}: unsigned image: {v:?}\n{r}\n{}",
-            log(&server)
-        );
-        assert!(v[0].contains(&unsigned), "{name}: {v:?}");
-        assert_eq!(r["errors"], json!([]), "{name}: {r}");
-        assert_eq!(r["system_error"], "", "{name}: {r}");
+            // Unsigned: denied by a verdict, and the message names the image.
+            let v = gatekeeper.violations(t, &pod("unsigned", &[&unsigned], &[]))?;
+            let r = gatekeeper.last_call().result;
+            assert!(
+                !v.is_empty(),
+                "{name}: unsigned image admitted: {r}\n{}",
+                log(&server)
+            );
+            assert!(v.iter().all(|v| v.contains(&unsigned)), "{name}: {v:?}");
+            assert_eq!(r["errors"], json!([]), "{name}: {r}");
+            assert_eq!(r["system_error"], "", "{name}: {r}");
+            for field in ["isSuccess", "succeeded"] {
+                assert_eq!(r["responses"][0][1][field], false, "{name}: `{field}`: {r}");
+            }
 
-        // A per-key error (here: one malformed reference next to the signed image) denies the pod.
-        let v = gatekeeper.violations(t, &pod("bad-key", &[&signed], &[&malformed]))?;
-        let r = gatekeeper.last_call().result;
-        assert_eq!(v.len(), 1, "{name}: per-key error: {v:?}\n{r}");
-        assert!(
-            v[0].starts_with("Error validating one or more images") && v[0].contains(&malformed),
-            "{name}: {v:?}"
-        );
-        assert_eq!(r["errors"][0][0], malformed.as_str(), "{name}: {r}");
-        assert!(
-            r["errors"][0][1]
-                .as_str()
-                .is_some_and(|e| e.starts_with("INVALID_KEY")),
-            "{name}: {r}"
-        );
-        assert_eq!(r["responses"][0][0], signed.as_str(), "{name}: {r}");
+            // A per-key error (one malformed reference next to the signed image) denies the pod.
+            let v = gatekeeper.violations(t, &pod("bad-key", &[&signed], &[&malformed]))?;
+            let r = gatekeeper.last_call().result;
+            assert!(!v.is_empty(), "{name}: per-key error admitted: {r}");
+            assert!(
+                v.iter()
+                    .any(|v| v.contains("Error validating one or more images")
+                        && v.contains(&malformed)),
+                "{name}: {v:?}"
+            );
+            assert!(
+                r["errors"][0][0]
+                    .as_str()
+                    .is_some_and(|k| k.ends_with(&malformed)),
+                "{name}: {r}"
+            );
+            assert!(
+                r["errors"][0][1]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("INVALID_KEY")),
+                "{name}: {r}"
+            );
+        }
     }
 
     // The provider goes away: Gatekeeper reports a system error and every template denies, even
     // the signed image.
     server.terminate(Duration::from_secs(5));
+    let (_, gatekeeper) = &endpoints[0];
     for t in &templates {
         let name = t.path.display();
         let v = gatekeeper.violations(t, &pod("signed-while-down", &[&signed], &[]))?;
@@ -407,11 +489,187 @@ fn ratify_default_templates_admit_only_what_verdict_verified() -> Result<()> {
             "{name}: {r}"
         );
         assert_eq!(r["responses"], json!([]), "{name}: {r}");
-        assert_eq!(v.len(), 1, "{name}: server down: {v:?}");
         assert!(
-            v[0].starts_with("System error calling external data provider"),
-            "{name}: {v:?}"
+            v.iter()
+                .any(|v| v.starts_with("System error calling external data provider")),
+            "{name}: server down: {v:?}"
         );
+    }
+    drop(registry);
+    Ok(())
+}
+
+/// Ratify's multi-tenancy example: the cluster-wide Verifier trusts `cluster_root`; namespace
+/// `prod` has its own NamespacedKeyManagementProvider and NamespacedVerifier trusting only
+/// `prod_root` (same signer subject, so only the trust store tells them apart).
+fn multi_tenant_config(cluster_root: &TestCert, prod_root: &TestCert) -> String {
+    let indent =
+        |c: &TestCert| -> String { c.pem().lines().map(|l| format!("      {l}\n")).collect() };
+    let verifier = |kind: &str, namespace: &str, provider: &str| {
+        format!(
+            r#"apiVersion: config.ratify.deislabs.io/v1beta1
+kind: {kind}
+metadata:
+  name: verifier-notation
+{namespace}spec:
+  name: notation
+  artifactTypes: application/vnd.cncf.notary.signature
+  parameters:
+    verificationCertStores:
+      certs:
+        - {provider}
+    trustPolicyDoc:
+      version: "1.0"
+      trustPolicies:
+        - name: default
+          registryScopes: ["*"]
+          signatureVerification:
+            level: strict
+          trustStores: ["ca:certs"]
+          trustedIdentities: ["x509.subject: {SIGNER_SUBJECT}"]
+"#
+        )
+    };
+    format!(
+        r#"apiVersion: config.ratify.deislabs.io/v1beta1
+kind: KeyManagementProvider
+metadata:
+  name: cluster-certs
+spec:
+  type: inline
+  parameters:
+    contentType: certificate
+    value: |
+{}---
+apiVersion: config.ratify.deislabs.io/v1beta1
+kind: NamespacedKeyManagementProvider
+metadata:
+  name: prod-certs
+  namespace: prod
+spec:
+  type: inline
+  parameters:
+    contentType: certificate
+    value: |
+{}---
+{}---
+{}"#,
+        indent(cluster_root),
+        indent(prod_root),
+        verifier("Verifier", "", "cluster-certs"),
+        verifier(
+            "NamespacedVerifier",
+            "  namespace: prod\n",
+            "prod/prod-certs"
+        ),
+    )
+}
+
+#[test]
+fn multi_tenancy_template_decides_each_namespace_with_its_own_resources() -> Result<()> {
+    let Some(shared) = shared_dir() else {
+        return Ok(());
+    };
+    let templates = library_templates(&shared)?
+        .into_iter()
+        .filter(|t| t.name == "multi-tenancy-validation")
+        .collect::<Vec<_>>();
+    ensure!(
+        templates.len() >= 2,
+        "the v1 and current multi-tenancy templates"
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let cluster_root = CertBuilder::code_signing(SIGNER_SUBJECT)
+        .key_alg(KeyAlg::EcP256)
+        .self_signed()?;
+    let prod_root = CertBuilder::code_signing(SIGNER_SUBJECT)
+        .key_alg(KeyAlg::EcP256)
+        .self_signed()?;
+    let yaml = multi_tenant_config(&cluster_root, &prod_root);
+
+    // `config check` loads every resource, namespaced ones included, without an error.
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("ratify.yaml");
+    std::fs::write(&config, &yaml)?;
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args(["config", "check"])
+        .arg(&config)
+        .output()?;
+    let listing = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "config check: {listing}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    for kind in [
+        "NamespacedVerifier",
+        "NamespacedKeyManagementProvider",
+        "Verifier",
+    ] {
+        assert!(
+            listing.contains(kind),
+            "config check does not list {kind}: {listing}"
+        );
+    }
+
+    let (registry, server, cluster_signed, prod_signed) = runtime.block_on(async {
+        let registry = DockerRegistry::start().await?;
+        let host = registry.host_port();
+        let client = registry.client();
+        let pushed = client.push_image("mt/cluster-signed", "v1").await?;
+        push_notation_signature(&client, "mt/cluster-signed", &pushed, &cluster_root).await?;
+        let pushed = client.push_image("mt/prod-signed", "v1").await?;
+        push_notation_signature(&client, "mt/prod-signed", &pushed, &prod_root).await?;
+        let server = VerdictServer::start(
+            ServeOptions::new(env!("CARGO_BIN_EXE_verdict"), yaml.clone())
+                .plain_http(&host)
+                .args(["--verify-deadline-ms", "10000"]),
+        )
+        .await?;
+        anyhow::Ok((
+            registry,
+            server,
+            format!("{host}/mt/cluster-signed:v1"),
+            format!("{host}/mt/prod-signed:v1"),
+        ))
+    })?;
+
+    for (endpoint, path) in [("v1", VERIFY_V1), ("v2", VERIFY_V2)] {
+        let gatekeeper = Gatekeeper {
+            providers: BTreeMap::from([
+                (V1_PROVIDER.to_string(), server.url(path)),
+                (V2_PROVIDER.to_string(), server.url(path)),
+            ]),
+            client: server.https_client().clone(),
+            runtime: runtime.handle().clone(),
+            calls: Arc::default(),
+        };
+        for t in &templates {
+            let name = format!("{} on {endpoint}", t.path.display());
+            // (namespace, image, admitted?): prod's own Verifier decides prod's keys; `default`
+            // has no resources of its own and falls back to the cluster-wide Verifier.
+            for (namespace, image, admitted) in [
+                ("prod", &prod_signed, true),
+                ("prod", &cluster_signed, false),
+                ("default", &cluster_signed, true),
+                ("default", &prod_signed, false),
+            ] {
+                let v = gatekeeper.violations(t, &pod_in(namespace, "app", &[image], &[]))?;
+                let call = gatekeeper.last_call();
+                assert_eq!(call.keys, vec![format!("[{namespace}]{image}")], "{name}");
+                assert_eq!(
+                    v.is_empty(),
+                    admitted,
+                    "{name}: [{namespace}]{image}: {v:?}\n{}\n{}",
+                    call.result,
+                    server.log_tail()
+                );
+            }
+        }
     }
     drop(registry);
     Ok(())

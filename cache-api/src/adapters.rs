@@ -1,14 +1,15 @@
 //! The scanner's pieces behind the service's traits: the verification pipeline as the miss path,
-//! the registry (with the store's tag map) as the tag resolver, and the signed verdict store as
-//! the verdict cache.
+//! the registry as the tag resolver, and the signed verdict store as the verdict cache.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use verdict_scanner::registry::{Digest, ImageReference, RegistryClient};
 use verdict_scanner::report::VerificationResult;
-use verdict_scanner::store::{Lookup, StoredVerdict, TagKey, VerdictKey, VerdictStore};
+use verdict_scanner::store::{Lookup, StoredVerdict, VerdictKey, VerdictStore};
+use verdict_scanner::trust::{TrustConfig, TrustSet};
 use verdict_scanner::verify::ImageVerifier;
 
 use crate::hot::HotVerdicts;
@@ -17,18 +18,63 @@ use crate::service::{
     VerifyError,
 };
 
-/// The scanner's pipeline as the inline (miss-path) verifier.
-///
-/// Namespaced configuration (`[ns]` keys) falls back to the cluster-wide configuration, as
-/// Ratify does when a namespace has no resources of its own.
+/// Which trust configuration decides a namespace's keys. Verdicts are stored per scope, so
+/// namespaces that share a configuration share verdicts, and a namespace with its own never sees
+/// another's.
+pub trait TrustScopes: Send + Sync {
+    /// The scope deciding `[namespace]` keys (`None`: the cluster-wide configuration) and the
+    /// fingerprint of its configuration; a verdict is only served under that fingerprint.
+    fn scope<'a>(&'a self, namespace: Option<&'a str>) -> (Option<&'a str>, &'a str);
+}
+
+/// Fingerprint of "no configuration applies": matches no verdict (nothing is verified there).
+const NO_CONFIGURATION: &str = "sha256:none";
+
+impl TrustScopes for TrustSet {
+    fn scope<'a>(&'a self, namespace: Option<&'a str>) -> (Option<&'a str>, &'a str) {
+        let scope = TrustSet::scope(self, namespace);
+        let fingerprint = self
+            .for_namespace(scope)
+            .map_or(NO_CONFIGURATION, |c| c.fingerprint.as_str());
+        (scope, fingerprint)
+    }
+}
+
+/// One configuration for every namespace (tests, and tools without multi-tenancy).
+#[derive(Debug, Clone)]
+pub struct SingleScope(pub String);
+
+impl TrustScopes for SingleScope {
+    fn scope<'a>(&'a self, _namespace: Option<&'a str>) -> (Option<&'a str>, &'a str) {
+        (None, &self.0)
+    }
+}
+
+/// The scanner's pipeline as the inline (miss-path) verifier: each `[namespace]` key is verified
+/// under its namespace's effective configuration ([`TrustSet`]).
 #[derive(Clone, Debug)]
 pub struct PipelineVerifier {
-    verifier: ImageVerifier,
+    trust: Arc<TrustSet>,
+    /// One verifier per scope (`None`: cluster-wide).
+    verifiers: HashMap<Option<String>, ImageVerifier>,
 }
 
 impl PipelineVerifier {
-    pub fn new(verifier: ImageVerifier) -> Self {
-        PipelineVerifier { verifier }
+    /// `registry_for` gives the registry client a configuration's Store settings call for.
+    pub fn new(
+        trust: Arc<TrustSet>,
+        mut registry_for: impl FnMut(&TrustConfig) -> RegistryClient,
+    ) -> Self {
+        let verifiers = trust
+            .configs()
+            .map(|(scope, config)| {
+                (
+                    scope.map(str::to_owned),
+                    ImageVerifier::new(registry_for(config), Arc::clone(config)),
+                )
+            })
+            .collect();
+        PipelineVerifier { trust, verifiers }
     }
 }
 
@@ -36,34 +82,38 @@ impl PipelineVerifier {
 impl InlineVerifier for PipelineVerifier {
     async fn verify(
         &self,
-        _namespace: Option<&str>,
+        namespace: Option<&str>,
         reference: &ImageReference,
     ) -> Result<VerificationResult, VerifyError> {
-        self.verifier
-            .verify(reference, Utc::now())
-            .await
-            .map_err(|e| {
-                if e.is_transient() {
-                    VerifyError::RegistryUnavailable(e.to_string())
-                } else {
-                    VerifyError::Definitive(e.to_string())
-                }
-            })
+        let scope = self.trust.scope(namespace).map(str::to_owned);
+        let Some(verifier) = self.verifiers.get(&scope) else {
+            let reason = match self.trust.for_namespace(namespace) {
+                Err(e) => e.to_string(),
+                Ok(_) => format!("no verifier was built for scope {scope:?}"),
+            };
+            return Err(VerifyError::Definitive(reason));
+        };
+        verifier.verify(reference, Utc::now()).await.map_err(|e| {
+            if e.is_transient() {
+                VerifyError::RegistryUnavailable(e.to_string())
+            } else {
+                VerifyError::Definitive(e.to_string())
+            }
+        })
     }
 }
 
-/// Resolves tags with the registry (HEAD) and records what it saw in the store's tag map.
-/// Tags move, so the map is a record, not an answer: every resolution asks the registry
-/// (contract 4: tags are resolved freshly).
+/// Resolves tags with the registry (HEAD): tags move, so every resolution asks the registry
+/// (contract 4: tags are resolved freshly). Nothing is written: a tag map nobody reads would only
+/// let whoever creates pods grow the store.
 #[derive(Clone)]
 pub struct RegistryTagResolver {
     registry: RegistryClient,
-    store: Option<Arc<dyn VerdictStore>>,
 }
 
 impl RegistryTagResolver {
-    pub fn new(registry: RegistryClient, store: Option<Arc<dyn VerdictStore>>) -> Self {
-        RegistryTagResolver { registry, store }
+    pub fn new(registry: RegistryClient) -> Self {
+        RegistryTagResolver { registry }
     }
 }
 
@@ -74,126 +124,184 @@ impl TagResolver for RegistryTagResolver {
         _namespace: Option<&str>,
         reference: &ImageReference,
     ) -> Result<Digest, ResolveError> {
-        let descriptor = self.registry.resolve(reference).await?;
-        if let (Some(store), Some(tag)) = (&self.store, reference.tag()) {
-            let repo = reference.repository();
-            match TagKey::new(repo.registry(), repo.name(), tag) {
-                Ok(key) => {
-                    let store = Arc::clone(store);
-                    let digest = descriptor.digest.to_string();
-                    // Recording is best effort: the answer is the registry's either way.
-                    let _ = tokio::task::spawn_blocking(move || {
-                        if let Err(e) = store.tag_put(&key, &digest, Utc::now()) {
-                            tracing::warn!(error = %e, "cannot record tag in the tag map");
-                        }
-                    })
-                    .await;
-                }
-                Err(e) => tracing::debug!(error = %e, "tag not recordable"),
-            }
-        }
-        Ok(descriptor.digest)
+        Ok(self.registry.resolve(reference).await?.digest)
     }
 }
 
-/// The signed sled store as the verdict cache: a lookup is a hit only for an entry whose
-/// signature checks, that has not expired, and that was computed under the current trust
-/// configuration. Expiry (evidence validity, the deny TTL) is decided by the service.
+/// The signed sled store as the verdict cache, with two bounded maps in memory in front of it.
 ///
-/// A bounded [`HotVerdicts`] map sits in front of the store: filled on every put and on every
-/// store hit (already checked), consulted first, never served at or past the entry's expiry.
-/// The trust fingerprint is fixed for the life of this value (a trust-configuration change
-/// restarts `verdict serve`); a memory entry is still only served when its result carries that
-/// fingerprint. Removing a verdict from the store must go through [`Self::remove`] (or call
-/// [`Self::invalidate`]) so memory forgets it too.
+/// - Allows go to the store (signed, flushed) and to a bounded [`HotVerdicts`] map, filled on
+///   every put and every store hit (already checked) and consulted first.
+/// - Denies never reach the store: they live only in their own bounded map (with the short
+///   lifetimes the service gives them), so lookups of random digests or namespaces cannot grow
+///   the disk, and cannot evict allows from memory.
+///
+/// A store lookup is a hit only for an entry whose signature checks, that has not expired, and
+/// that was computed under the current configuration of the key's scope ([`TrustScopes`]); a
+/// memory entry is still only served when its result carries that fingerprint. Removing a
+/// verdict from the store must go through [`Self::remove`] (or call [`Self::invalidate`]) so
+/// memory forgets it too.
 pub struct StoreVerdictCache {
     store: Arc<dyn VerdictStore>,
-    trust_fingerprint: String,
+    scopes: Arc<dyn TrustScopes>,
     hot: HotVerdicts,
+    denies: HotVerdicts,
 }
 
 /// Default number of verdicts kept decoded and rendered in memory in front of the store: room for
 /// every image a large cluster runs, at a few KiB each (benches/README.md, "Memory").
 pub const DEFAULT_MEMORY_ENTRIES: usize = 4_096;
 
+/// Default number of denies held (in memory only); when full, a random one is forgotten (it is
+/// then verified again on its next lookup).
+pub const DEFAULT_DENY_ENTRIES: usize = 4_096;
+
+/// What [`StoreVerdictCache::sweep`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Entries examined.
+    pub examined: u64,
+    /// Expired, undecodable or deny entries removed.
+    pub removed: u64,
+}
+
 impl StoreVerdictCache {
-    /// With [`DEFAULT_MEMORY_ENTRIES`] verdicts held in memory.
-    pub fn new(store: Arc<dyn VerdictStore>, trust_fingerprint: String) -> Self {
-        Self::with_memory_entries(store, trust_fingerprint, DEFAULT_MEMORY_ENTRIES)
+    /// With [`DEFAULT_MEMORY_ENTRIES`] allows and [`DEFAULT_DENY_ENTRIES`] denies in memory.
+    pub fn new(store: Arc<dyn VerdictStore>, scopes: Arc<dyn TrustScopes>) -> Self {
+        Self::with_memory_entries(store, scopes, DEFAULT_MEMORY_ENTRIES, DEFAULT_DENY_ENTRIES)
     }
 
-    /// With at most about `memory_entries` verdicts held in memory (0: every lookup reads the store).
+    /// With at most about `memory_entries` allows held in memory (0: every lookup reads the
+    /// store) and `deny_entries` denies (0: denies are not kept at all).
     pub fn with_memory_entries(
         store: Arc<dyn VerdictStore>,
-        trust_fingerprint: String,
+        scopes: Arc<dyn TrustScopes>,
         memory_entries: usize,
+        deny_entries: usize,
     ) -> Self {
         StoreVerdictCache {
             store,
-            trust_fingerprint,
+            scopes,
             hot: HotVerdicts::new(memory_entries),
+            denies: HotVerdicts::new(deny_entries),
         }
     }
 
-    fn key(key: &SubjectKey) -> Result<VerdictKey, CacheError> {
-        VerdictKey::new(
-            key.namespace(),
+    /// The store key of `key`: its scope's namespace (not the request's), registry, repository
+    /// and digest.
+    fn key<'a>(&'a self, key: &'a SubjectKey) -> Result<(VerdictKey, &'a str), CacheError> {
+        let (scope, fingerprint) = self.scopes.scope(key.namespace());
+        let store_key = VerdictKey::new(
+            scope,
             key.repository().registry(),
             key.repository().name(),
             &key.digest().to_string(),
         )
-        .map_err(|e| CacheError::Backend(e.to_string()))
+        .map_err(|e| CacheError::Backend(e.to_string()))?;
+        Ok((store_key, fingerprint))
     }
 
-    /// Forgets the in-memory copy of `key`'s verdict (the store entry is untouched).
+    /// Forgets the in-memory copies of `key`'s verdict (the store entry is untouched).
     pub fn invalidate(&self, key: &SubjectKey) -> bool {
-        self.hot.invalidate(key)
+        let allow = self.hot.invalidate(key);
+        self.denies.invalidate(key) || allow
     }
 
     /// Removes `key`'s verdict from the store and from memory; true if the store had one.
     pub fn remove(&self, key: &SubjectKey) -> Result<bool, CacheError> {
-        let store_key = Self::key(key)?;
+        let (store_key, _) = self.key(key)?;
         // Before and after: a lookup that read the store before the removal cannot re-insert
         // (generation check), and none can find the memory entry afterwards.
-        self.hot.invalidate(key);
+        self.invalidate(key);
         let removed = self
             .store
             .remove(&store_key)
             .map_err(|e| CacheError::Backend(e.to_string()));
-        self.hot.invalidate(key);
+        self.invalidate(key);
         removed
     }
 
-    /// Verdicts currently held in memory.
+    /// Allows currently held in memory.
     pub fn memory_len(&self) -> usize {
         self.hot.len()
+    }
+
+    /// Denies currently held in memory.
+    pub fn deny_len(&self) -> usize {
+        self.denies.len()
+    }
+
+    /// Entries evicted from memory to stay within bounds: `(allows, denies)`.
+    pub fn evictions(&self) -> (u64, u64) {
+        (self.hot.evictions(), self.denies.evictions())
+    }
+
+    /// Removes from the store every entry that can never be served again: expired at `now`,
+    /// undecodable or badly signed, and denies (written by earlier versions). Blocking; run it on
+    /// the blocking pool.
+    pub fn sweep(&self, now: DateTime<Utc>) -> Result<SweepReport, CacheError> {
+        let mut report = SweepReport::default();
+        let mut doomed = Vec::new();
+        for entry in self.store.iter_all() {
+            let entry = entry.map_err(|e| CacheError::Backend(e.to_string()))?;
+            report.examined += 1;
+            let dead = match &entry.verdict {
+                Ok(v) => v.is_expired(now) || !v.result.is_success,
+                Err(_) => true,
+            };
+            if let (true, Some(key)) = (dead, entry.key) {
+                doomed.push(key);
+            }
+        }
+        for key in doomed {
+            if self
+                .store
+                .remove(&key)
+                .map_err(|e| CacheError::Backend(e.to_string()))?
+            {
+                report.removed += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// The store behind the cache (for metrics: size, entry count).
+    pub fn store(&self) -> &Arc<dyn VerdictStore> {
+        &self.store
     }
 }
 
 impl VerdictCache for StoreVerdictCache {
-    fn get(
+    fn get_memory(&self, key: &SubjectKey, now: DateTime<Utc>) -> Option<Arc<ServedVerdict>> {
+        let (_, fingerprint) = self.scopes.scope(key.namespace());
+        let current = |v: &Arc<ServedVerdict>| v.result().trust_config_fingerprint == fingerprint;
+        self.hot
+            .get(key, now)
+            .filter(current)
+            .or_else(|| self.denies.get(key, now).filter(current))
+    }
+
+    fn get_stored(
         &self,
         key: &SubjectKey,
         now: DateTime<Utc>,
     ) -> Result<Option<Arc<ServedVerdict>>, CacheError> {
-        if let Some(hit) = self.hot.get(key, now)
-            && hit.result().trust_config_fingerprint == self.trust_fingerprint
-        {
-            return Ok(Some(hit));
-        }
         let seen = self.hot.generation(key);
-        let store_key = Self::key(key)?;
+        let (store_key, fingerprint) = self.key(key)?;
         match self
             .store
-            .get(&store_key, &self.trust_fingerprint, now)
+            .get(&store_key, fingerprint, now)
             .map_err(|e| CacheError::Backend(e.to_string()))?
         {
-            Lookup::Hit(v) => {
+            Lookup::Hit(v) if v.result.is_success => {
                 let verdict = Arc::new(ServedVerdict::new(v.result));
                 self.hot
                     .insert_if_unchanged(seen, key, Arc::clone(&verdict), v.expires_at);
                 Ok(Some(verdict))
             }
+            // A deny left by an earlier version: denies are kept in memory only, with their
+            // short lifetimes; verify again.
+            Lookup::Hit(_) => Ok(None),
             Lookup::Miss(reason) => {
                 tracing::debug!(key = %store_key.canonical(), reason = reason.as_str(), "store miss");
                 Ok(None)
@@ -207,11 +315,18 @@ impl VerdictCache for StoreVerdictCache {
         verdict: &Arc<ServedVerdict>,
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<(), CacheError> {
-        let store_key = Self::key(key)?;
         let mut stored = StoredVerdict::new(verdict.result().clone());
         if let Some(at) = expires_at {
             stored.expires_at = Some(stored.expires_at.map_or(at, |e| e.min(at)));
         }
+        if !verdict.result().is_success {
+            self.hot.invalidate(key);
+            self.denies
+                .insert(key, Arc::clone(verdict), stored.expires_at);
+            return Ok(());
+        }
+        let (store_key, _) = self.key(key)?;
+        self.denies.invalidate(key);
         match self.store.put(&store_key, &stored) {
             Ok(()) => {
                 self.hot.insert(key, Arc::clone(verdict), stored.expires_at);
@@ -260,6 +375,17 @@ mod tests {
         )
     }
 
+    /// An allow (what the store keeps) for `key`.
+    fn allow(key: &SubjectKey, fingerprint: &str) -> VerificationResult {
+        let mut r = result(key, fingerprint);
+        r.is_success = true;
+        r
+    }
+
+    fn scopes() -> Arc<dyn TrustScopes> {
+        Arc::new(SingleScope(FP.into()))
+    }
+
     fn served(result: VerificationResult) -> Arc<ServedVerdict> {
         Arc::new(ServedVerdict::new(result))
     }
@@ -277,12 +403,12 @@ mod tests {
     fn memory_serves_store_hits_and_forgets_on_invalidate_and_remove() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        let cache = StoreVerdictCache::with_memory_entries(Arc::clone(&store), FP.into(), 100);
+        let cache = StoreVerdictCache::with_memory_entries(Arc::clone(&store), scopes(), 100, 100);
         let key = subject(1);
-        let expected = result(&key, FP);
+        let expected = allow(&key, FP);
         store
             .put(
-                &StoreVerdictCache::key(&key).unwrap(),
+                &cache.key(&key).unwrap().0,
                 &StoredVerdict::new(expected.clone()),
             )
             .unwrap();
@@ -295,9 +421,7 @@ mod tests {
         );
         // Removed behind the adapter's back: memory still answers, which is why removals
         // must invalidate.
-        store
-            .remove(&StoreVerdictCache::key(&key).unwrap())
-            .unwrap();
+        store.remove(&cache.key(&key).unwrap().0).unwrap();
         assert_eq!(got(&cache, &key, now), Some(expected.clone()));
         assert!(cache.invalidate(&key));
         assert_eq!(got(&cache, &key, now), None);
@@ -313,19 +437,17 @@ mod tests {
     #[test]
     fn memory_never_serves_past_expiry_or_another_trust_configuration() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = StoreVerdictCache::with_memory_entries(open(dir.path()), FP.into(), 100);
+        let cache = StoreVerdictCache::with_memory_entries(open(dir.path()), scopes(), 100, 100);
         let key = subject(2);
         let now = Utc::now();
         let at = now + chrono::Duration::seconds(30);
-        cache
-            .put(&key, &served(result(&key, FP)), Some(at))
-            .unwrap();
+        cache.put(&key, &served(allow(&key, FP)), Some(at)).unwrap();
         assert!(got(&cache, &key, at - chrono::Duration::seconds(1)).is_some());
         assert_eq!(got(&cache, &key, at), None, "served at its expiry");
 
         let other = subject(3);
         cache
-            .put(&other, &served(result(&other, "fp-old")), None)
+            .put(&other, &served(allow(&other, "fp-old")), None)
             .unwrap();
         assert_eq!(cache.memory_len(), 1);
         assert_eq!(
@@ -339,14 +461,73 @@ mod tests {
     fn zero_memory_entries_reads_the_store_every_time() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        let cache = StoreVerdictCache::with_memory_entries(Arc::clone(&store), FP.into(), 0);
+        let cache = StoreVerdictCache::with_memory_entries(Arc::clone(&store), scopes(), 0, 0);
         let key = subject(4);
-        cache.put(&key, &served(result(&key, FP)), None).unwrap();
+        cache.put(&key, &served(allow(&key, FP)), None).unwrap();
         assert_eq!(cache.memory_len(), 0);
         assert!(got(&cache, &key, Utc::now()).is_some());
-        store
-            .remove(&StoreVerdictCache::key(&key).unwrap())
-            .unwrap();
+        store.remove(&cache.key(&key).unwrap().0).unwrap();
         assert_eq!(got(&cache, &key, Utc::now()), None);
+    }
+
+    #[test]
+    fn denies_stay_in_bounded_memory_and_never_reach_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let cache = StoreVerdictCache::with_memory_entries(Arc::clone(&store), scopes(), 64, 64);
+        let now = Utc::now();
+        let signed = subject(200);
+        cache
+            .put(&signed, &served(allow(&signed, FP)), None)
+            .unwrap();
+        for n in 0..200u8 {
+            let key = subject(n);
+            cache.put(&key, &served(result(&key, FP)), None).unwrap();
+        }
+        assert_eq!(store.len(), 1, "a deny was written to the store");
+        assert!(cache.deny_len() <= 64, "{} denies held", cache.deny_len());
+        assert!(cache.evictions().1 > 0);
+        assert_eq!(cache.evictions().0, 0, "denies evicted an allow");
+        assert!(got(&cache, &signed, now).is_some_and(|r| r.is_success));
+        // A recent deny is served from memory; an allow for the same subject replaces it.
+        let key = subject(199);
+        assert!(got(&cache, &key, now).is_some_and(|r| !r.is_success));
+        cache.put(&key, &served(allow(&key, FP)), None).unwrap();
+        assert!(got(&cache, &key, now).is_some_and(|r| r.is_success));
+    }
+
+    #[test]
+    fn sweep_removes_what_can_never_be_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let cache = StoreVerdictCache::with_memory_entries(Arc::clone(&store), scopes(), 0, 0);
+        let now = Utc::now();
+        let (live, expired, old_deny) = (subject(1), subject(2), subject(3));
+        cache.put(&live, &served(allow(&live, FP)), None).unwrap();
+        cache
+            .put(
+                &expired,
+                &served(allow(&expired, FP)),
+                Some(now + chrono::Duration::seconds(1)),
+            )
+            .unwrap();
+        // What an earlier version wrote for a deny.
+        store
+            .put(
+                &cache.key(&old_deny).unwrap().0,
+                &StoredVerdict::new(result(&old_deny, FP)),
+            )
+            .unwrap();
+        assert_eq!(store.len(), 3);
+        let report = cache.sweep(now + chrono::Duration::seconds(2)).unwrap();
+        assert_eq!(
+            report,
+            SweepReport {
+                examined: 3,
+                removed: 2
+            }
+        );
+        assert_eq!(store.len(), 1);
+        assert!(got(&cache, &live, now).is_some());
     }
 }

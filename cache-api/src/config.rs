@@ -28,10 +28,35 @@ pub struct Config {
     /// How long shutdown waits for in-flight requests (Ratify waits 6 s).
     pub shutdown_grace: Duration,
     pub service: ServiceConfig,
-    /// Per-registry request rate limit for inline verification. Consumed by the registry client
-    /// the [`InlineVerifier`](crate::InlineVerifier) uses (it also honours `Retry-After`); this
-    /// crate only carries it so one `Config` holds every serve-time knob.
-    pub registry_rate_limit: RegistryRateLimit,
+    pub limits: Limits,
+}
+
+/// Load limits of the HTTPS listener, sized for Gatekeeper: it keeps a few connections per
+/// replica and sends one request per admission (10 keys for a 10-image pod).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// A connection with no request in flight for this long is closed (HTTP/1.1 keep-alive and
+    /// HTTP/2 alike). Default 90 s, as Ratify's server.
+    pub idle_timeout: Duration,
+    /// Concurrent streams on one HTTP/2 connection. Default 128.
+    pub max_concurrent_streams: u32,
+    /// Requests being answered at once across all connections; more get a `systemError` answer
+    /// at once. Default 1,024.
+    pub max_in_flight_requests: usize,
+    /// Request-body bytes buffered at once across all requests; a request that would pass it gets
+    /// a `systemError` answer. Default 64 MiB.
+    pub max_buffered_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            idle_timeout: Duration::from_secs(90),
+            max_concurrent_streams: 128,
+            max_in_flight_requests: 1024,
+            max_buffered_bytes: 64 * 1024 * 1024,
+        }
+    }
 }
 
 impl Config {
@@ -53,7 +78,7 @@ impl Config {
             max_connections: 4096,
             shutdown_grace: Duration::from_secs(6),
             service: ServiceConfig::default(),
-            registry_rate_limit: RegistryRateLimit::default(),
+            limits: Limits::default(),
         }
     }
 
@@ -73,6 +98,28 @@ impl Config {
         positive("tls.handshake_timeout", self.tls.handshake_timeout)?;
         positive("body_read_timeout", self.body_read_timeout)?;
         positive("header_read_timeout", self.header_read_timeout)?;
+        positive("limits.idle_timeout", self.limits.idle_timeout)?;
+        for (field, ok) in [
+            (
+                "limits.max_concurrent_streams",
+                self.limits.max_concurrent_streams > 0,
+            ),
+            (
+                "limits.max_in_flight_requests",
+                self.limits.max_in_flight_requests > 0,
+            ),
+            (
+                "limits.max_buffered_bytes",
+                self.limits.max_buffered_bytes > 0,
+            ),
+        ] {
+            if !ok {
+                return Err(CacheApiError::Config {
+                    field,
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
         if self.max_body_bytes == 0 {
             return Err(CacheApiError::Config {
                 field: "max_body_bytes",
@@ -136,6 +183,19 @@ pub struct ServiceConfig {
     pub verification_timeout: Duration,
     /// How long a definitive deny is cached (zero: never). Transient failures are never cached.
     pub deny_ttl: Duration,
+    /// How long a deny that may change within seconds is cached: no signature yet, or the image
+    /// not found (zero: never). Default 3 s, so an image a CI pipeline signs right after pushing
+    /// it is admitted seconds later instead of after `deny_ttl`.
+    pub pending_deny_ttl: Duration,
+    /// Most inline verifications against one registry host at once (of
+    /// `max_concurrent_verifications`): one slow registry cannot take every slot.
+    pub max_verifications_per_registry: usize,
+    /// Longest a store read or write on the request path may take; past it the key fails closed
+    /// (`STORE_UNAVAILABLE`). Default 1 s (reads take microseconds, writes an fsync).
+    pub store_timeout: Duration,
+    /// Store operations in flight at once (each holds a blocking thread while it runs); more wait
+    /// for a slot within `store_timeout`.
+    pub max_store_operations: usize,
 }
 
 impl Default for ServiceConfig {
@@ -148,6 +208,10 @@ impl Default for ServiceConfig {
             max_pending_verifications: 256,
             verification_timeout: Duration::from_secs(30),
             deny_ttl: Duration::from_secs(30),
+            pending_deny_ttl: Duration::from_secs(3),
+            max_verifications_per_registry: 8,
+            store_timeout: Duration::from_secs(1),
+            max_store_operations: 32,
         }
     }
 }
@@ -180,6 +244,15 @@ impl ServiceConfig {
             "service.verification_timeout",
             !self.verification_timeout.is_zero(),
         )?;
+        nonzero(
+            "service.max_verifications_per_registry",
+            self.max_verifications_per_registry > 0,
+        )?;
+        nonzero("service.store_timeout", !self.store_timeout.is_zero())?;
+        nonzero(
+            "service.max_store_operations",
+            self.max_store_operations > 0,
+        )?;
         if self.verification_timeout < self.verify_deadline {
             return Err(CacheApiError::Config {
                 field: "service.verification_timeout",
@@ -190,25 +263,5 @@ impl ServiceConfig {
             });
         }
         Ok(())
-    }
-}
-
-/// Per-registry request rate for inline verification (token bucket); `Retry-After` from a 429
-/// always wins over it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RegistryRateLimit {
-    /// Sustained requests per second to one registry host.
-    pub requests_per_second: f64,
-    /// Requests allowed in a burst above the sustained rate.
-    pub burst: u32,
-}
-
-impl Default for RegistryRateLimit {
-    /// ACR Basic allows 1,000 ReadOps/min (≈ 16/s); stay under it by default.
-    fn default() -> Self {
-        RegistryRateLimit {
-            requests_per_second: 15.0,
-            burst: 30,
-        }
     }
 }

@@ -62,6 +62,8 @@ struct Shard {
     generation: u64,
     /// xorshift state for eviction.
     rng: u64,
+    /// Entries evicted to stay within capacity.
+    evicted: u64,
 }
 
 impl Shard {
@@ -89,6 +91,7 @@ impl Shard {
         self.rng = x;
         let victim = self.keys[(x % self.keys.len() as u64) as usize].clone();
         self.remove(&victim);
+        self.evicted += 1;
     }
 
     fn insert(
@@ -141,6 +144,7 @@ impl HotVerdicts {
                     keys: Vec::new(),
                     generation: 0,
                     rng: hasher.hash_one(i) | 1,
+                    evicted: 0,
                 })
             })
             .collect();
@@ -227,6 +231,14 @@ impl HotVerdicts {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Entries evicted so far to stay within capacity.
+    pub fn evictions(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).evicted)
+            .sum()
     }
 }
 

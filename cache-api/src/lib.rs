@@ -20,9 +20,10 @@ pub mod ops;
 pub mod server;
 pub mod service;
 pub mod tls;
+pub mod upkeep;
 pub mod wire;
 
-pub use config::{Config, RegistryRateLimit, ServiceConfig, TlsSettings};
+pub use config::{Config, Limits, ServiceConfig, TlsSettings};
 pub use error::CacheApiError;
 pub use ops::{Ops, Readiness};
 pub use server::CacheApi;

@@ -27,6 +27,21 @@ pub const TLS_HANDSHAKE_FAILURES: &str = "verdict_tls_handshake_failures_total";
 /// Counter: connections closed at once because `max_connections` were open.
 pub const CONNECTIONS_REJECTED: &str = "verdict_connections_rejected_total";
 
+/// Gauge: verdicts in the persistent store.
+pub const STORE_ENTRIES: &str = "verdict_store_entries";
+/// Gauge: bytes the store occupies on disk.
+pub const STORE_BYTES: &str = "verdict_store_bytes";
+/// Counter: store entries removed by the sweep (expired, damaged, or denies of older versions).
+pub const STORE_SWEPT: &str = "verdict_store_swept_total";
+/// Gauge: verdicts held in memory, by `kind` (`allow`, `deny`).
+pub const MEMORY_ENTRIES: &str = "verdict_memory_entries";
+/// Counter: verdicts evicted from memory to stay within bounds, by `kind`.
+pub const MEMORY_EVICTIONS: &str = "verdict_memory_evictions_total";
+/// Counter: requests refused because `max_in_flight_requests` or `max_buffered_bytes` was reached.
+pub const REQUESTS_SHED: &str = "verdict_requests_shed_total";
+/// Counter: connections closed after `idle_timeout` without a request.
+pub const CONNECTIONS_IDLE_CLOSED: &str = "verdict_connections_idle_closed_total";
+
 /// Bucket bounds (seconds) for [`LOOKUP_DURATION`]: sub-millisecond hits up to the 2.8 s miss budget.
 const LOOKUP_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0,
@@ -78,6 +93,26 @@ fn describe() {
         "1 while the TLS files on disk fail to load and the previous configuration is served"
     );
     metrics::describe_counter!(TLS_HANDSHAKE_FAILURES, "Failed or timed-out TLS handshakes");
+    metrics::describe_gauge!(STORE_ENTRIES, "Verdicts in the persistent store");
+    metrics::describe_gauge!(
+        STORE_BYTES,
+        metrics::Unit::Bytes,
+        "Bytes the verdict store occupies on disk"
+    );
+    metrics::describe_counter!(STORE_SWEPT, "Store entries removed by the background sweep");
+    metrics::describe_gauge!(MEMORY_ENTRIES, "Verdicts held in memory by kind");
+    metrics::describe_counter!(
+        MEMORY_EVICTIONS,
+        "Verdicts evicted from memory to stay within bounds"
+    );
+    metrics::describe_counter!(
+        REQUESTS_SHED,
+        "Requests refused by the in-flight or buffered-bytes limit"
+    );
+    metrics::describe_counter!(
+        CONNECTIONS_IDLE_CLOSED,
+        "Connections closed after the idle timeout"
+    );
     metrics::describe_counter!(
         CONNECTIONS_REJECTED,
         "Connections closed because max_connections were open"

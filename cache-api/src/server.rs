@@ -156,6 +156,15 @@ struct AppState {
     service: VerdictService,
     max_body_bytes: usize,
     body_read_timeout: Duration,
+    /// Requests being answered (`limits.max_in_flight_requests` permits).
+    in_flight: Arc<Semaphore>,
+    /// Buffered request bytes, in KiB (`limits.max_buffered_bytes`).
+    buffered_kib: Arc<Semaphore>,
+}
+
+/// Permits of [`AppState::buffered_kib`] for `bytes` bytes.
+fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
 /// The external-data router (without TLS; useful for in-process tests and benchmarks).
@@ -164,6 +173,10 @@ pub fn router(service: VerdictService, config: &Config) -> Router {
         service,
         max_body_bytes: config.max_body_bytes,
         body_read_timeout: config.body_read_timeout,
+        in_flight: Arc::new(Semaphore::new(config.limits.max_in_flight_requests)),
+        buffered_kib: Arc::new(Semaphore::new(
+            kib(config.limits.max_buffered_bytes) as usize
+        )),
     };
     Router::new()
         .route(PATH_V1_VERIFY, post(verify_v1))
@@ -191,17 +204,32 @@ async fn mutate_v2(State(s): State<AppState>, req: Request) -> Response {
     external_data(s, Endpoint::MutateV2, req).await
 }
 
-/// Extract the body, call the service, answer HTTP 200 with its `ProviderResponse`.
+/// Extract the body, call the service, answer HTTP 200 with its `ProviderResponse`. Past the
+/// in-flight or buffered-bytes limit the request is answered at once with a `systemError`
+/// (Gatekeeper denies; nothing queues without bound).
 async fn external_data(state: AppState, endpoint: Endpoint, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    let Ok(_in_flight) = state.in_flight.try_acquire() else {
+        metrics::counter!(m::REQUESTS_SHED, "limit" => "in_flight").increment(1);
+        let busy = RequestError::Overloaded(
+            "every request slot is taken (--max-in-flight-requests)".into(),
+        );
+        return json(
+            StatusCode::OK,
+            &state.service.handle(endpoint, Err(busy)).await,
+        );
+    };
+    let mut buffered = None;
     let body = read_body(
         &parts.headers,
         body,
         state.max_body_bytes,
         state.body_read_timeout,
+        (&state.buffered_kib, &mut buffered),
     )
     .await;
     let answer = state.service.handle(endpoint, body).await;
+    drop(buffered);
     json(StatusCode::OK, &answer)
 }
 
@@ -239,12 +267,17 @@ fn json(status: StatusCode, answer: &ProviderResponse) -> Response {
 }
 
 /// Reads at most `limit` bytes within `read_timeout`; a larger body is drained (up to
-/// [`DRAIN_LIMIT`]) and refused.
+/// [`DRAIN_LIMIT`]) and refused. Each kept chunk takes its size from `budget` (held in
+/// `*held` until the caller drops it); when the budget is spent the request is refused.
 async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
     read_timeout: Duration,
+    (budget, held): (
+        &Arc<Semaphore>,
+        &mut Option<tokio::sync::OwnedSemaphorePermit>,
+    ),
 ) -> Result<Bytes, RequestError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -272,6 +305,16 @@ async fn read_body(
                     break;
                 }
                 continue;
+            }
+            let Ok(permit) = Arc::clone(budget).try_acquire_many_owned(kib(data.len())) else {
+                metrics::counter!(m::REQUESTS_SHED, "limit" => "buffered_bytes").increment(1);
+                return Err(RequestError::Overloaded(
+                    "request bodies being read fill the buffer budget (--max-buffered-mib)".into(),
+                ));
+            };
+            match held.as_mut() {
+                Some(h) => h.merge(permit),
+                None => *held = Some(permit),
             }
             // The common single-chunk body is kept without copying.
             match first.take() {
@@ -311,8 +354,11 @@ async fn accept_loop(
         .header_read_timeout(config.header_read_timeout)
         .keep_alive(true);
     let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    http2.timer(TokioTimer::new());
+    http2
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(config.limits.max_concurrent_streams);
     let handshake_timeout = config.tls.handshake_timeout;
+    let idle_timeout = config.limits.idle_timeout;
     loop {
         let (tcp, peer) = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -334,7 +380,11 @@ async fn accept_loop(
         let _ = tcp.set_nodelay(true);
         let acceptor = TlsAcceptor::from(tls.current());
         let watcher = graceful.watcher();
-        let service = TowerToHyperService::new(router.clone());
+        let activity = Arc::new(Activity::new());
+        let service = TowerToHyperService::new(ActivityService {
+            inner: router.clone(),
+            activity: Arc::clone(&activity),
+        });
         let (http1, http2) = (http1.clone(), http2.clone());
         tokio::spawn(async move {
             let _slot = slot;
@@ -353,13 +403,23 @@ async fn accept_loop(
             };
             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
             let io = TokioIo::new(stream);
-            let served = if h2 {
-                watcher.watch(http2.serve_connection(io, service)).await
-            } else {
-                watcher.watch(http1.serve_connection(io, service)).await
+            let served = async {
+                if h2 {
+                    watcher.watch(http2.serve_connection(io, service)).await
+                } else {
+                    watcher.watch(http1.serve_connection(io, service)).await
+                }
             };
-            if let Err(e) = served {
-                debug!(%peer, error = %e, "connection ended with an error");
+            tokio::select! {
+                served = served => {
+                    if let Err(e) = served {
+                        debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+                _ = activity.idle_for(idle_timeout) => {
+                    metrics::counter!(m::CONNECTIONS_IDLE_CLOSED).increment(1);
+                    debug!(%peer, ?idle_timeout, "closing idle connection");
+                }
             }
         });
     }
@@ -369,5 +429,95 @@ async fn accept_loop(
         .is_err()
     {
         warn!(grace = ?config.shutdown_grace, "connections still open after the shutdown grace period; closing them");
+    }
+}
+
+/// What a connection is doing: requests in flight and when the last one ended.
+struct Activity {
+    in_flight: std::sync::atomic::AtomicUsize,
+    /// Milliseconds since `start` at the last request's start or end.
+    last_ms: std::sync::atomic::AtomicU64,
+    start: tokio::time::Instant,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            last_ms: std::sync::atomic::AtomicU64::new(0),
+            start: tokio::time::Instant::now(),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Returns once the connection has had no request in flight for `idle`.
+    async fn idle_for(&self, idle: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        loop {
+            let last = self.start + Duration::from_millis(self.last_ms.load(Relaxed));
+            let due = last + idle;
+            if tokio::time::Instant::now() >= due && self.in_flight.load(Relaxed) == 0 {
+                return;
+            }
+            // A request in flight: look again after another full period.
+            let next = if tokio::time::Instant::now() >= due {
+                tokio::time::Instant::now() + idle
+            } else {
+                due
+            };
+            tokio::time::sleep_until(next).await;
+        }
+    }
+}
+
+/// Counts a connection's requests for [`Activity`].
+#[derive(Clone)]
+struct ActivityService {
+    inner: Router,
+    activity: Arc<Activity>,
+}
+
+/// Ends a request in [`Activity`] when dropped (also when the request is cancelled).
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl tower::Service<Request<hyper::body::Incoming>> for ActivityService {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<hyper::body::Incoming>) -> Self::Future {
+        self.activity
+            .in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.activity.touch();
+        let guard = InFlight(Arc::clone(&self.activity));
+        let call = tower::ServiceExt::oneshot(self.inner.clone(), req.map(Body::new));
+        Box::pin(async move {
+            let response = call.await;
+            drop(guard);
+            response
+        })
     }
 }

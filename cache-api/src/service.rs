@@ -155,7 +155,7 @@ impl ServedVerdict {
             ))
         })?;
         Ok(ItemValue::write_with(|out| match endpoint {
-            Endpoint::VerifyV2 => rendered.write_v2(subject, out),
+            Endpoint::VerifyV2 => rendered.write_v2(subject, stamp, out),
             _ => rendered.write_v1(subject, stamp, out),
         }))
     }
@@ -179,14 +179,24 @@ impl CacheError {
 
 /// Where verdicts are looked up and stored. Implementations must only return verdicts valid at
 /// `now` under the current trust configuration (the sled store's adapter checks signatures and
-/// the trust-configuration fingerprint). Calls are synchronous: reads are expected to take
-/// microseconds; `put` is run on the blocking pool.
+/// the trust-configuration fingerprint).
+///
+/// Two layers: [`Self::get_memory`] never blocks and is asked first, on the request's task;
+/// [`Self::get_stored`] and [`Self::put`] may block on I/O, so the service runs them on the
+/// blocking pool, bounded in number and in time (a stalled store fails requests closed instead
+/// of hanging them).
 pub trait VerdictCache: Send + Sync {
-    fn get(
+    /// What memory holds for `key`; no I/O.
+    fn get_memory(&self, key: &SubjectKey, now: DateTime<Utc>) -> Option<Arc<ServedVerdict>>;
+
+    /// The persistent layer behind memory (may block). Default: there is none.
+    fn get_stored(
         &self,
-        key: &SubjectKey,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Arc<ServedVerdict>>, CacheError>;
+        _key: &SubjectKey,
+        _now: DateTime<Utc>,
+    ) -> Result<Option<Arc<ServedVerdict>>, CacheError> {
+        Ok(None)
+    }
 
     /// Stores `verdict`, to be served until `expires_at` (`None`: no bound from this crate).
     fn put(
@@ -195,6 +205,18 @@ pub trait VerdictCache: Send + Sync {
         verdict: &Arc<ServedVerdict>,
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<(), CacheError>;
+
+    /// Memory, then the store (blocking).
+    fn get(
+        &self,
+        key: &SubjectKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Arc<ServedVerdict>>, CacheError> {
+        match self.get_memory(key, now) {
+            Some(hit) => Ok(Some(hit)),
+            None => self.get_stored(key, now),
+        }
+    }
 }
 
 type MemoryEntries = HashMap<SubjectKey, (Arc<ServedVerdict>, Option<DateTime<Utc>>)>;
@@ -236,19 +258,15 @@ impl MemoryVerdictCache {
 }
 
 impl VerdictCache for MemoryVerdictCache {
-    fn get(
-        &self,
-        key: &SubjectKey,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Arc<ServedVerdict>>, CacheError> {
+    fn get_memory(&self, key: &SubjectKey, now: DateTime<Utc>) -> Option<Arc<ServedVerdict>> {
         let mut entries = self.lock();
         match entries.get(key) {
             Some((_, Some(expires))) if now >= *expires => {
                 entries.remove(key);
-                Ok(None)
+                None
             }
-            Some((verdict, _)) => Ok(Some(Arc::clone(verdict))),
-            None => Ok(None),
+            Some((verdict, _)) => Some(Arc::clone(verdict)),
+            None => None,
         }
     }
 
@@ -270,9 +288,12 @@ pub enum VerifyError {
     /// The registry could not be reached, throttled, or failed; a retry may succeed.
     #[error("{0}")]
     RegistryUnavailable(String),
-    /// Another dependency (Key Vault, the store) failed; a retry may succeed.
+    /// Another dependency (Key Vault) failed; a retry may succeed.
     #[error("{0}")]
     Unavailable(String),
+    /// The verdict store did not acknowledge the verdict in time (stalled or saturated).
+    #[error("{0}")]
+    Store(String),
     /// Verification cannot succeed as asked (manifest not found, malformed content, ...).
     /// An image that is merely unsigned or badly signed is not an error: it is a deny result.
     #[error("{0}")]
@@ -283,7 +304,9 @@ impl VerifyError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            VerifyError::RegistryUnavailable(_) | VerifyError::Unavailable(_)
+            VerifyError::RegistryUnavailable(_)
+                | VerifyError::Unavailable(_)
+                | VerifyError::Store(_)
         )
     }
 }
@@ -370,6 +393,8 @@ pub enum KeyFailure {
     VerifyFailed(String),
     #[error("VERIFY_TIMEOUT: {0}")]
     Timeout(String),
+    #[error("STORE_UNAVAILABLE: {0}")]
+    StoreUnavailable(String),
     #[error("VERIFIER_BUSY: {0}")]
     Busy(String),
     #[error("INTERNAL: {0}")]
@@ -387,6 +412,7 @@ impl KeyFailure {
             KeyFailure::VerifyUnavailable(_) => "VERIFY_UNAVAILABLE",
             KeyFailure::VerifyFailed(_) => "VERIFY_FAILED",
             KeyFailure::Timeout(_) => "VERIFY_TIMEOUT",
+            KeyFailure::StoreUnavailable(_) => "STORE_UNAVAILABLE",
             KeyFailure::Busy(_) => "VERIFIER_BUSY",
             KeyFailure::Internal(_) => "INTERNAL",
         }
@@ -399,6 +425,7 @@ impl KeyFailure {
             KeyFailure::RegistryUnavailable(_)
                 | KeyFailure::VerifyUnavailable(_)
                 | KeyFailure::Timeout(_)
+                | KeyFailure::StoreUnavailable(_)
                 | KeyFailure::Busy(_)
                 | KeyFailure::Internal(_)
         )
@@ -410,6 +437,7 @@ impl From<VerifyError> for KeyFailure {
         match e {
             VerifyError::RegistryUnavailable(m) => KeyFailure::RegistryUnavailable(m),
             VerifyError::Unavailable(m) => KeyFailure::VerifyUnavailable(m),
+            VerifyError::Store(m) => KeyFailure::StoreUnavailable(m),
             VerifyError::Definitive(m) => KeyFailure::VerifyFailed(m),
         }
     }
@@ -484,6 +512,11 @@ struct Inner {
     verifier: Arc<dyn InlineVerifier>,
     resolver: Arc<dyn TagResolver>,
     slots: Semaphore,
+    /// Per registry host: at most `max_verifications_per_registry` of the `slots` (a slow
+    /// registry cannot hold them all).
+    registry_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Store operations running on the blocking pool (each holds a thread while it runs).
+    store_ops: Arc<Semaphore>,
     verifications: Arc<Flights<SubjectKey, VerifyOutcome>>,
     resolutions: Arc<Flights<TagKey, ResolveOutcome>>,
     lookup_histograms: std::sync::OnceLock<LookupHistograms>,
@@ -500,6 +533,8 @@ impl VerdictService {
         Ok(VerdictService {
             inner: Arc::new(Inner {
                 slots: Semaphore::new(config.max_concurrent_verifications),
+                registry_slots: Mutex::new(HashMap::new()),
+                store_ops: Arc::new(Semaphore::new(config.max_store_operations)),
                 verifications: Flights::new(config.max_pending_verifications),
                 resolutions: Flights::new(config.max_pending_verifications),
                 lookup_histograms: std::sync::OnceLock::new(),
@@ -574,17 +609,39 @@ impl VerdictService {
             .map(|s| {
                 s.subject
                     .as_ref()
-                    .and_then(|key| self.inner.cache_get(key, deadline.now))
+                    .and_then(|key| self.inner.cache.get_memory(key, deadline.now))
                     .map(Ok)
             })
             .collect();
         // These hits were all answered by now (one clock read for the lot).
         let hits = verdicts.iter().filter(|v| v.is_some()).count();
         if hits > 0 {
-            let elapsed = deadline.started.elapsed().as_secs_f64();
-            let histogram = &self.inner.lookup_histograms().hit;
-            for _ in 0..hits {
-                histogram.record(elapsed);
+            self.inner.record_hits(hits, deadline);
+        }
+        // Digest references memory did not have: one store read for all of them.
+        let unread: Vec<usize> = (0..verdicts.len())
+            .filter(|&i| verdicts[i].is_none() && plan.subjects[i].subject.is_some())
+            .collect();
+        if !unread.is_empty() {
+            let keys = unread
+                .iter()
+                .filter_map(|&i| plan.subjects[i].subject.clone())
+                .collect();
+            match self.inner.read_store(keys, deadline).await {
+                Ok(found) => {
+                    let hits = found.iter().filter(|f| f.is_some()).count();
+                    for (&i, f) in unread.iter().zip(found) {
+                        verdicts[i] = f.map(Ok);
+                    }
+                    if hits > 0 {
+                        self.inner.record_hits(hits, deadline);
+                    }
+                }
+                Err(failure) => {
+                    for &i in &unread {
+                        verdicts[i] = Some(Err(failure.clone()));
+                    }
+                }
             }
         }
         if verdicts.iter().any(Option::is_none) {
@@ -593,6 +650,7 @@ impl VerdictService {
                 .collect();
             let looked_up = join_all(pending.iter().map(|&i| {
                 let s = &plan.subjects[i];
+                // Digest subjects were looked up above; tags are resolved, then looked up.
                 self.verdict_within(
                     s.namespace.as_deref(),
                     &s.reference,
@@ -706,9 +764,9 @@ impl VerdictService {
         }
     }
 
-    /// `missed`: the subject's key when the caller already looked it up in the cache and found
-    /// nothing (digest references in [`Self::handle`]); it is not looked up again here, since
-    /// the verification flight checks the cache once more before verifying.
+    /// `missed`: the subject's key when the caller already looked it up in memory and the store
+    /// and found nothing (digest references in [`Self::verify_keys`]); it is not looked up again
+    /// here, since the verification flight checks memory once more before verifying.
     async fn verdict_within(
         &self,
         namespace: Option<&str>,
@@ -728,11 +786,17 @@ impl VerdictService {
                     reference.repository().clone(),
                     digest,
                 );
-                if let Some(hit) = self.inner.cache_get(&key, deadline.now) {
-                    self.inner
-                        .lookup_histograms()
-                        .hit
-                        .record(deadline.started.elapsed().as_secs_f64());
+                let hit = match self.inner.cache.get_memory(&key, deadline.now) {
+                    Some(hit) => Some(hit),
+                    None => self
+                        .inner
+                        .read_store(vec![key.clone()], deadline)
+                        .await?
+                        .pop()
+                        .flatten(),
+                };
+                if let Some(hit) = hit {
+                    self.inner.record_hits(1, deadline);
                     return Ok(hit);
                 }
                 key
@@ -829,15 +893,89 @@ impl Inner {
         })
     }
 
-    fn cache_get(&self, key: &SubjectKey, now: DateTime<Utc>) -> Option<Arc<ServedVerdict>> {
-        match self.cache.get(key, now) {
-            Ok(hit) => hit,
-            Err(e) => {
-                warn!(subject = %key, error = %e, "verdict cache read failed; verifying inline");
-                metrics::counter!(m::CACHE_ERRORS, "op" => "get").increment(1);
-                None
-            }
+    fn record_hits(&self, hits: usize, deadline: Deadline) {
+        let elapsed = deadline.started.elapsed().as_secs_f64();
+        let histogram = &self.lookup_histograms().hit;
+        for _ in 0..hits {
+            histogram.record(elapsed);
         }
+    }
+
+    /// The earlier of the request's deadline and `store_timeout` from now.
+    fn store_deadline(&self, deadline: Deadline) -> Instant {
+        (Instant::now() + self.config.store_timeout).min(deadline.at)
+    }
+
+    /// A store slot, waited for until `until`; `None` when the store stays saturated.
+    async fn store_slot(&self, until: Instant) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        match tokio::time::timeout_at(until, Arc::clone(&self.store_ops).acquire_owned()).await {
+            Ok(Ok(permit)) => Some(permit),
+            _ => None,
+        }
+    }
+
+    /// Reads `keys` from the persistent layer, on the blocking pool, within the store deadline.
+    /// A backend error is a miss (the subject is verified inline); a store that does not answer
+    /// in time fails every key closed (`STORE_UNAVAILABLE`), so a stalled store cannot hang
+    /// requests or tie up threads without bound.
+    async fn read_store(
+        &self,
+        keys: Vec<SubjectKey>,
+        deadline: Deadline,
+    ) -> Result<Vec<Option<Arc<ServedVerdict>>>, KeyFailure> {
+        let until = self.store_deadline(deadline);
+        let stalled = || {
+            metrics::counter!(m::CACHE_ERRORS, "op" => "get_timeout").increment(1);
+            KeyFailure::StoreUnavailable(format!(
+                "the verdict store did not answer within {:?}; denied rather than answered unchecked. Check the data directory's disk, or raise --store-timeout-ms",
+                self.config.store_timeout.min(deadline.budget)
+            ))
+        };
+        let Some(permit) = self.store_slot(until).await else {
+            return Err(stalled());
+        };
+        let cache = Arc::clone(&self.cache);
+        let now = deadline.now;
+        let read = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            keys.iter()
+                .map(|k| (cache.get_stored(k, now), k.clone()))
+                .collect::<Vec<_>>()
+        });
+        match tokio::time::timeout_at(until, read).await {
+            Err(_) => Err(stalled()),
+            Ok(Err(e)) => Err(KeyFailure::Internal(format!("the store read task failed: {e}"))),
+            Ok(Ok(results)) => Ok(results
+                .into_iter()
+                .map(|(r, key)| {
+                    r.unwrap_or_else(|e| {
+                        warn!(subject = %key, error = %e, "verdict cache read failed; verifying inline");
+                        metrics::counter!(m::CACHE_ERRORS, "op" => "get").increment(1);
+                        None
+                    })
+                })
+                .collect()),
+        }
+    }
+
+    /// The verification slot of `key`'s registry host.
+    fn registry_slot(&self, key: &SubjectKey) -> Arc<Semaphore> {
+        let mut slots = self
+            .registry_slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let host = key.repository().registry();
+        if let Some(s) = slots.get(host) {
+            return Arc::clone(s);
+        }
+        // Hosts come from keys anyone can send: forget idle ones rather than grow without bound.
+        if slots.len() >= 1024 {
+            let per = self.config.max_verifications_per_registry;
+            slots.retain(|_, s| s.available_permits() < per);
+        }
+        let s = Arc::new(Semaphore::new(self.config.max_verifications_per_registry));
+        slots.insert(host.to_owned(), Arc::clone(&s));
+        s
     }
 
     async fn run_verification(
@@ -847,25 +985,27 @@ impl Inner {
     ) {
         let work = async {
             // A flight that finished between our miss and our join may have stored the verdict.
-            if let Some(hit) = self.cache_get(&key, Utc::now()) {
+            if let Some(hit) = self.cache.get_memory(&key, Utc::now()) {
                 return (Ok(hit), false);
             }
-            let _slot = match self.slots.acquire().await {
-                Ok(permit) => permit,
-                Err(_) => {
-                    return (
-                        Err(VerifyError::Unavailable(
-                            "the verification pool is shut down".into(),
-                        )),
-                        false,
-                    );
-                }
+            // The registry's share first, then a global slot: waiting on a slow registry holds
+            // no slot another registry could use.
+            let registry = self.registry_slot(&key);
+            let shut = || {
+                let e = VerifyError::Unavailable("the verification pool is shut down".into());
+                (Err(e), false)
+            };
+            let Ok(_registry_slot) = registry.acquire_owned().await else {
+                return shut();
+            };
+            let Ok(_slot) = self.slots.acquire().await else {
+                return shut();
             };
             let reference = key.reference();
             let verified = self.verifier.verify(key.namespace(), &reference).await;
             (verified.map(|r| Arc::new(ServedVerdict::new(r))), true)
         };
-        let (outcome, fresh, timed_out) =
+        let (mut outcome, fresh, timed_out) =
             match tokio::time::timeout(self.config.verification_timeout, work).await {
                 Ok((outcome, fresh)) => (outcome, fresh, false),
                 Err(_) => (
@@ -890,43 +1030,72 @@ impl Inner {
         }
         // Store first, answer second: an answered verdict is an acknowledged one, and it must
         // survive a crash right after the answer (the store flushes before returning).
-        if let (true, Ok(verdict)) = (fresh, &outcome) {
-            self.store(&key, Arc::clone(verdict)).await;
+        if let (true, Ok(verdict)) = (fresh, &outcome)
+            && let Err(e) = self.store(&key, Arc::clone(verdict)).await
+        {
+            outcome = Err(e);
         }
         done.publish(outcome);
         drop(done);
     }
 
-    /// Caches an allow until its evidence expires and a deny for `deny_ttl`; never an error.
-    async fn store(&self, key: &SubjectKey, verdict: Arc<ServedVerdict>) {
+    /// Caches an allow until its evidence expires, a deny for `deny_ttl` and a deny that may
+    /// change within seconds for `pending_deny_ttl`. A backend failure is logged (the verdict is
+    /// still answered: it was computed now); a store that does not acknowledge within
+    /// `store_timeout` is an error, so the answer fails closed instead of waiting on it.
+    async fn store(
+        &self,
+        key: &SubjectKey,
+        verdict: Arc<ServedVerdict>,
+    ) -> Result<(), VerifyError> {
         let now = Utc::now();
         let result = verdict.result();
         let expires_at = if result.is_success {
             result.valid_until()
         } else {
-            if self.config.deny_ttl.is_zero() {
-                return;
+            let ttl = if result.is_provisional_deny() {
+                self.config.pending_deny_ttl
+            } else {
+                self.config.deny_ttl
+            };
+            if ttl.is_zero() {
+                return Ok(());
             }
-            let cap = chrono::Duration::from_std(self.config.deny_ttl)
+            let cap = chrono::Duration::from_std(ttl)
                 .ok()
                 .and_then(|d| now.checked_add_signed(d))
                 .unwrap_or(DateTime::<Utc>::MAX_UTC);
             Some(result.valid_until().map_or(cap, |v| v.min(cap)))
         };
         if expires_at.is_some_and(|e| e <= now) {
-            return;
+            return Ok(());
         }
+        let until = Instant::now() + self.config.store_timeout;
+        let stalled = || {
+            metrics::counter!(m::CACHE_ERRORS, "op" => "put_timeout").increment(1);
+            VerifyError::Store(format!(
+                "the verdict store did not acknowledge the verdict for {key} within {:?}; denied rather than answered unrecorded. Check the data directory's disk, or raise --store-timeout-ms",
+                self.config.store_timeout
+            ))
+        };
+        let Some(permit) = self.store_slot(until).await else {
+            return Err(stalled());
+        };
         let cache = Arc::clone(&self.cache);
         let key_owned = key.clone();
-        let put =
-            tokio::task::spawn_blocking(move || cache.put(&key_owned, &verdict, expires_at)).await;
-        let err = match put {
-            Ok(Ok(())) => return,
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => format!("the store task failed: {e}"),
+        let put = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            cache.put(&key_owned, &verdict, expires_at)
+        });
+        let err = match tokio::time::timeout_at(until, put).await {
+            Err(_) => return Err(stalled()),
+            Ok(Ok(Ok(()))) => return Ok(()),
+            Ok(Ok(Err(e))) => e.to_string(),
+            Ok(Err(e)) => format!("the store task failed: {e}"),
         };
         warn!(subject = %key, error = %err, "storing the inline verdict failed; it will be verified again");
         metrics::counter!(m::CACHE_ERRORS, "op" => "put").increment(1);
+        Ok(())
     }
 
     async fn run_resolution(

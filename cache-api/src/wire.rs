@@ -57,6 +57,8 @@ pub enum RequestError {
     ReadTimeout(std::time::Duration),
     #[error("reading the request body failed: {0}")]
     Read(String),
+    #[error("Verdict is overloaded: {0}; Gatekeeper denies this admission, retry shortly")]
+    Overloaded(String),
     #[error(
         "request body is not a valid ProviderRequest: {0}; expected {{\"apiVersion\":\"{API_VERSION}\",\"kind\":\"{REQUEST_KIND}\",\"request\":{{\"keys\":[\"<image>\", ...]}}}}"
     )]
@@ -78,7 +80,10 @@ pub enum RequestError {
 impl RequestError {
     /// Transient: the body did not arrive (a retry may succeed); everything else is the request's own fault.
     pub fn is_transient(&self) -> bool {
-        matches!(self, RequestError::ReadTimeout(_) | RequestError::Read(_))
+        matches!(
+            self,
+            RequestError::ReadTimeout(_) | RequestError::Read(_) | RequestError::Overloaded(_)
+        )
     }
 }
 

@@ -15,6 +15,11 @@ use serde_json::Value;
 /// Ratify's config-policy result version (`verifierReports` is a flat list of reports).
 pub const RATIFY_CONFIG_POLICY_VERSION: &str = "0.2.0";
 
+/// `errorReason` of a subject with no signature a verifier handles (Ratify's code).
+pub const ERROR_NO_VERIFIER_REPORT: &str = "NO_VERIFIER_REPORT";
+/// `errorReason` of a subject the registry does not have.
+pub const ERROR_SUBJECT_NOT_FOUND: &str = "SUBJECT_NOT_FOUND";
+
 /// One verifier's verdict on one referrer (signature) of the subject, in Ratify's v1 field names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -208,6 +213,21 @@ impl VerificationResult {
         }
     }
 
+    /// A deny that may turn into an allow within seconds without any configuration change: the
+    /// image has no signature yet (`NO_VERIFIER_REPORT`: a CI pipeline signs right after it
+    /// pushes) or was not found (`SUBJECT_NOT_FOUND`: not pushed yet). Such denies are kept only
+    /// briefly; other denies are definitive for their lifetime.
+    pub fn is_provisional_deny(&self) -> bool {
+        !self.is_success
+            && !self.reports.is_empty()
+            && self.reports.iter().all(|r| {
+                matches!(
+                    r.error_reason.as_str(),
+                    ERROR_NO_VERIFIER_REPORT | ERROR_SUBJECT_NOT_FOUND
+                )
+            })
+    }
+
     /// Earliest `valid_until` over the evidence (only verified signatures carry evidence).
     pub fn valid_until(&self) -> Option<DateTime<Utc>> {
         self.evidence.iter().filter_map(|e| e.valid_until).min()
@@ -255,13 +275,24 @@ impl VerificationResult {
 
     /// Ratify v2's external-data item value: `succeeded` and one artifact report per referrer,
     /// with the verifier extensions as a JSON-encoded `detail` string.
-    pub fn ratify_v2_value(&self) -> Value {
-        serde_json::to_value(self.ratify_v2()).unwrap_or(Value::Null)
+    ///
+    /// Both values carry the other version's decision too (v1 `succeeded`; v2 `isSuccess`,
+    /// `traceID`, `timestamp` and v1's `verifierReports`), so a template written for either
+    /// endpoint and pointed at the other still denies a failed verdict (with Ratify it admits
+    /// everything: Ratify #2669). The v1 templates' deny message formats `timestamp` and
+    /// `traceID`: without them the rule is undefined and the image admitted. Ratify's templates
+    /// ignore fields they do not read.
+    pub fn ratify_v2_value(&self, trace_id: &str, now: DateTime<Utc>) -> Value {
+        serde_json::to_value(self.ratify_v2(trace_id, now)).unwrap_or(Value::Null)
     }
 
     /// [`Self::ratify_v2_value`] as a serialiser over this result.
-    pub fn ratify_v2(&self) -> impl Serialize + '_ {
-        RatifyV2Value(self)
+    pub fn ratify_v2<'a>(&'a self, trace_id: &'a str, now: DateTime<Utc>) -> impl Serialize + 'a {
+        RatifyV2Value {
+            result: self,
+            trace_id,
+            timestamp: ratify_timestamp(now),
+        }
     }
 
     /// Reports grouped by referrer (`referenceDigest`), in order of first appearance: v2's
@@ -303,12 +334,9 @@ impl VerificationResult {
         }
         v1.text("}");
 
+        // v2 after the stamp (`write_v2` writes the decision and the stamp).
         let mut v2 = Pieces::default();
-        v2.text(if self.is_success {
-            "{\"succeeded\":true,\"artifactReports\":["
-        } else {
-            "{\"succeeded\":false,\"artifactReports\":["
-        });
+        v2.text(",\"artifactReports\":[");
         for (i, (artifact, reports)) in self.artifact_groups().into_iter().enumerate() {
             if i > 0 {
                 v2.text(",");
@@ -321,7 +349,8 @@ impl VerificationResult {
                 reports,
             })?;
         }
-        v2.text("]}");
+        // v2 ends with v1's reports (`v1_tail`, written after it), closing the object.
+        v2.text("]");
 
         Ok(RenderedVerdict {
             is_success: self.is_success,
@@ -426,22 +455,24 @@ impl RenderedVerdict {
         out.push_str("{\"version\":\"");
         out.push_str(RATIFY_CONFIG_POLICY_VERSION);
         out.push_str(if self.is_success {
-            "\",\"isSuccess\":true"
+            "\",\"isSuccess\":true,\"succeeded\":true"
         } else {
-            "\",\"isSuccess\":false"
+            "\",\"isSuccess\":false,\"succeeded\":false"
         });
-        if let Some(trace_id) = &stamp.trace_id {
-            out.push_str(",\"traceID\":");
-            out.push_str(trace_id.as_str());
-        }
-        out.push_str(",\"timestamp\":");
-        out.push_str(stamp.timestamp.as_str());
+        stamp.write(out);
         self.v1_tail.write(subject, out);
     }
 
-    /// Appends the v2 value for `subject`.
-    pub fn write_v2(&self, subject: &JsonString, out: &mut String) {
+    /// Appends the v2 value for `subject` with the request's `stamp`.
+    pub fn write_v2(&self, subject: &JsonString, stamp: &V1Stamp, out: &mut String) {
+        out.push_str(if self.is_success {
+            "{\"succeeded\":true,\"isSuccess\":true"
+        } else {
+            "{\"succeeded\":false,\"isSuccess\":false"
+        });
+        stamp.write(out);
         self.v2.write(subject, out);
+        self.v1_tail.write(subject, out);
     }
 }
 
@@ -475,6 +506,16 @@ impl V1Stamp {
             timestamp: JsonString::new(&ratify_timestamp(now)),
         }
     }
+
+    /// `,"traceID":…,"timestamp":…` (no `traceID` when empty).
+    fn write(&self, out: &mut String) {
+        if let Some(trace_id) = &self.trace_id {
+            out.push_str(",\"traceID\":");
+            out.push_str(trace_id.as_str());
+        }
+        out.push_str(",\"timestamp\":");
+        out.push_str(self.timestamp.as_str());
+    }
 }
 
 /// [`VerificationResult::ratify_v1`].
@@ -490,6 +531,7 @@ impl Serialize for RatifyV1Value<'_> {
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("version", RATIFY_CONFIG_POLICY_VERSION)?;
         m.serialize_entry("isSuccess", &self.result.is_success)?;
+        m.serialize_entry("succeeded", &self.result.is_success)?;
         if !self.trace_id.is_empty() {
             m.serialize_entry("traceID", &self.trace_id)?;
         }
@@ -564,14 +606,23 @@ impl Serialize for V1Report<'_> {
 }
 
 /// [`VerificationResult::ratify_v2`].
-struct RatifyV2Value<'a>(&'a VerificationResult);
+struct RatifyV2Value<'a> {
+    result: &'a VerificationResult,
+    trace_id: &'a str,
+    timestamp: String,
+}
 
 impl Serialize for RatifyV2Value<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let result = self.0;
+        let result = self.result;
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("succeeded", &result.is_success)?;
+        m.serialize_entry("isSuccess", &result.is_success)?;
+        if !self.trace_id.is_empty() {
+            m.serialize_entry("traceID", &self.trace_id)?;
+        }
+        m.serialize_entry("timestamp", &self.timestamp)?;
         let artifacts: Vec<V2Artifact<'_>> = result
             .artifact_groups()
             .into_iter()
@@ -582,6 +633,9 @@ impl Serialize for RatifyV2Value<'_> {
             })
             .collect();
         m.serialize_entry("artifactReports", &artifacts)?;
+        if !result.reports.is_empty() {
+            m.serialize_entry("verifierReports", &V1Reports(&result.reports))?;
+        }
         m.end()
     }
 }
@@ -711,8 +765,11 @@ mod tests {
         assert_eq!(rep["extensions"]["Issuer"], "CN=x");
         assert!(rep.get("errorReason").is_none(), "empty fields are omitted");
 
-        let v2 = result.ratify_v2_value();
+        assert_eq!(v["succeeded"], true, "v1 values answer v2 templates too");
+        let v2 = result.ratify_v2_value("trace-1", Utc::now());
         assert_eq!(v2["succeeded"], true);
+        assert_eq!(v2["isSuccess"], true, "v2 values answer v1 templates too");
+        assert_eq!(v2["verifierReports"], v["verifierReports"]);
         assert_eq!(v2["artifactReports"][0]["artifact"], "sha256:11");
         assert_eq!(
             v2["artifactReports"][0]["results"][0]["detail"],
@@ -787,10 +844,12 @@ mod tests {
                     rendered.write_v1(&quoted, &V1Stamp::new(trace, now), &mut got);
                     assert_eq!(got, String::from_utf8(want).unwrap());
                 }
-                let want = serde_json::to_string(&presented.ratify_v2()).unwrap();
-                let mut got = String::new();
-                rendered.write_v2(&quoted, &mut got);
-                assert_eq!(got, want);
+                for trace in ["", "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"] {
+                    let want = serde_json::to_string(&presented.ratify_v2(trace, now)).unwrap();
+                    let mut got = String::new();
+                    rendered.write_v2(&quoted, &V1Stamp::new(trace, now), &mut got);
+                    assert_eq!(got, want);
+                }
             }
         }
     }
@@ -841,14 +900,22 @@ mod tests {
             "tc".into(),
             Utc::now(),
         );
+        let now = DateTime::parse_from_rfc3339("2026-12-07T10:00:00.5Z")
+            .unwrap()
+            .with_timezone(&Utc);
         assert_eq!(
-            serde_json::to_string(&result.ratify_v2()).unwrap(),
+            serde_json::to_string(&result.ratify_v2("t-1", now)).unwrap(),
             concat!(
-                r#"{"succeeded":false,"artifactReports":["#,
+                r#"{"succeeded":false,"isSuccess":false,"traceID":"t-1","#,
+                r#""timestamp":"2026-12-07T10:00:00.500000000Z","artifactReports":["#,
                 r#"{"subject":"r.io/app:v1","artifact":"sha256:11","results":["#,
                 r#"{"verifierName":"v","description":"m","detail":"{\"Issuer\":\"CN=x\"}"},"#,
                 r#"{"verifierName":"v","description":"m","errorReason":"E"}]},"#,
-                r#"{"subject":"r.io/app:v1","results":[{"description":"m"}]}]}"#
+                r#"{"subject":"r.io/app:v1","results":[{"description":"m"}]}],"#,
+                r#""verifierReports":["#,
+                r#"{"subject":"r.io/app:v1","isSuccess":true,"name":"v","verifierName":"v","type":"notation","verifierType":"notation","referenceDigest":"sha256:11","artifactType":"application/vnd.cncf.notary.signature","message":"m","extensions":{"Issuer":"CN=x"}},"#,
+                r#"{"subject":"r.io/app:v1","isSuccess":false,"name":"v","verifierName":"v","type":"notation","verifierType":"notation","referenceDigest":"sha256:11","artifactType":"application/vnd.dev.cosign.artifact.sig.v1+json","message":"m","errorReason":"E"},"#,
+                r#"{"subject":"r.io/app@sha256:aa","isSuccess":false,"type":"notation","verifierType":"notation","message":"m"}]}"#
             )
         );
     }

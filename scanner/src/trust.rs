@@ -3,21 +3,28 @@
 //! artifact policy, registry settings), plus a fingerprint that changes whenever anything that
 //! could change a verdict changes. A verdict computed under another fingerprint is never served.
 //!
-//! Scope today: cluster-wide resources, the `oras` store, the `notation` and `cosign` verifiers
+//! Ratify's multi-tenancy ([`TrustSet`]): a `[namespace]` key is decided by that namespace's own
+//! NamespacedStore / NamespacedVerifier / NamespacedPolicy where it has them, falling back per
+//! kind to the cluster-wide resources; Verifiers reach KeyManagementProviders by bare `name`
+//! (cluster-wide) or `namespace/name` (a NamespacedKeyManagementProvider of the request's own
+//! namespace only). Namespaces whose effective configuration equals the cluster-wide one share
+//! it (and its verdicts).
+//!
+//! Scope today: the `oras` store, the `notation` and `cosign` verifiers
 //! and the `inline` key management provider. Cosign's Sigstore material (Fulcio roots, Rekor and
 //! CT log keys, TSAs) is not part of Ratify's resources (Ratify fetches it through TUF): it is
 //! passed in with [`TrustConfig::from_resources_with_sigstore`]. Other types are configuration
 //! errors that name the resource — a verifier whose trust material cannot be built must not
 //! silently verify nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
 use verdict_crds::model::{
-    KeyManagementProvider, KmpParameters, PolicyParameters, Resource, StoreParameters, Verifier,
-    VerifierParameters,
+    KeyManagementProvider, KmpParameters, Policy, PolicyParameters, Resource, Store,
+    StoreParameters, Verifier, VerifierParameters,
 };
 
 use crate::cosign::{self, CosignVerifier, ProviderKey, SigstoreTrustRoot};
@@ -39,6 +46,14 @@ pub enum TrustConfigError {
         "no Verifier resource found — fix: add a Verifier (for example the `notation` verifier of the Ratify docs)"
     )]
     NoVerifier,
+    #[error(
+        "no Verifier applies to {scope}: it has no NamespacedVerifier and there is no cluster-wide Verifier — fix: add a Verifier, or a NamespacedVerifier in that namespace"
+    )]
+    NoVerifierFor { scope: String },
+    #[error(
+        "the configuration has namespaced resources ({kinds}), which a single trust configuration cannot honour — fix: build a TrustSet"
+    )]
+    Namespaced { kinds: String },
 }
 
 impl TrustConfigError {
@@ -60,6 +75,12 @@ impl TrustConfigError {
         }
     }
 }
+
+/// The version of Verdict's verification logic, part of every trust fingerprint: verdicts stored
+/// by another build (which may have verified differently) are never served by this one. Bump the
+/// suffix whenever a change to verification could change a verdict; the crate version changes it
+/// at every release anyway.
+pub const VERIFICATION_LOGIC_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "/logic-2");
 
 /// Trust material held by one KeyManagementProvider.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -126,55 +147,57 @@ pub struct TrustConfig {
 }
 
 impl TrustConfig {
-    /// Build from loaded resources (use only resources without validation errors), with no
-    /// Sigstore trust material: keyless Cosign policies are then rejected.
+    /// Build from loaded cluster-wide resources (use only resources without validation errors),
+    /// with no Sigstore trust material: keyless Cosign policies are then rejected. Namespaced
+    /// resources are refused here (they would be ignored): use [`TrustSet`].
     pub fn from_resources<'a>(
         resources: impl IntoIterator<Item = &'a Resource>,
     ) -> Result<Self, TrustConfigError> {
         Self::from_resources_with_sigstore(resources, Arc::new(SigstoreTrustRoot::new()))
     }
 
-    /// Build from loaded resources and the Sigstore trust material Cosign verifiers use offline
-    /// (Fulcio CAs, Rekor/CT log keys, TSAs; e.g. a `trusted_root.json`).
+    /// Build from loaded cluster-wide resources and the Sigstore trust material Cosign verifiers
+    /// use offline (Fulcio CAs, Rekor/CT log keys, TSAs; e.g. a `trusted_root.json`).
     pub fn from_resources_with_sigstore<'a>(
         resources: impl IntoIterator<Item = &'a Resource>,
         sigstore: Arc<SigstoreTrustRoot>,
     ) -> Result<Self, TrustConfigError> {
-        let mut kmps: BTreeMap<String, KeyMaterial> = BTreeMap::new();
-        let mut verifiers_src: Vec<&Verifier> = Vec::new();
+        let set = TrustSet::from_resources_with_sigstore(resources, sigstore)?;
+        if !set.namespaces.is_empty() || set.has_namespaced {
+            return Err(TrustConfigError::Namespaced {
+                kinds: "NamespacedStore, NamespacedVerifier, NamespacedKeyManagementProvider or NamespacedPolicy".into(),
+            });
+        }
+        set.cluster
+            .map(Arc::unwrap_or_clone)
+            .ok_or(TrustConfigError::NoVerifier)
+    }
+
+    /// One configuration from the resources that apply to it. `kmps` resolves provider
+    /// references as written in Verifiers; `scope` names it in errors.
+    fn build(
+        parts: &Parts<'_>,
+        kmps: &KmpIndex<'_>,
+        sigstore: &Arc<SigstoreTrustRoot>,
+    ) -> Result<Self, TrustConfigError> {
         let mut store = StoreSettings::default();
         let mut policy = ArtifactPolicy::default();
-        let mut canonical = String::new();
-
-        let resources: Vec<&Resource> = resources.into_iter().collect();
-        for r in &resources {
-            match r {
-                Resource::KeyManagementProvider(kmp) => {
-                    let material = key_material(kmp)?;
-                    kmps.insert(kmp.name().to_owned(), material);
-                }
-                Resource::Verifier(v) => verifiers_src.push(v),
-                Resource::Store(s) => {
-                    if let Some(StoreParameters::Oras(p)) = &s.spec.parameters {
-                        store.use_http = p.use_http.unwrap_or(false);
-                        store.cosign_enabled = p.cosign_enabled.unwrap_or(false);
-                        store.auth_provider = p.auth_provider.as_ref().and_then(|a| a.name.clone());
-                    }
-                    let _ = writeln!(canonical, "store {}", json_of(&s.spec));
-                }
-                Resource::Policy(p) => {
-                    policy = artifact_policy(p.name(), p.spec.parameters.as_ref())?;
-                    let _ = writeln!(canonical, "policy {}", json_of(&p.spec));
-                }
-                // Namespaced resources apply to `[namespace]` requests; handled by the
-                // multi-tenant configuration, not the cluster-wide one.
-                _ => {}
+        let mut canonical = format!("logic {VERIFICATION_LOGIC_VERSION}\n");
+        for s in &parts.stores {
+            if let Some(StoreParameters::Oras(p)) = &s.spec.parameters {
+                store.use_http = p.use_http.unwrap_or(false);
+                store.cosign_enabled = p.cosign_enabled.unwrap_or(false);
+                store.auth_provider = p.auth_provider.as_ref().and_then(|a| a.name.clone());
             }
+            let _ = writeln!(canonical, "store {}", json_of(&s.spec));
         }
-
+        for p in &parts.policies {
+            policy = artifact_policy(p.name(), p.spec.parameters.as_ref())?;
+            let _ = writeln!(canonical, "policy {}", json_of(&p.spec));
+        }
         let mut verifiers = Vec::new();
-        for v in verifiers_src {
-            verifiers.push(verifier_config(v, &kmps, &sigstore)?);
+        for v in &parts.verifiers {
+            verifiers.push(verifier_config(v, kmps, sigstore)?);
             let _ = writeln!(canonical, "verifier {} {}", v.name(), json_of(&v.spec));
         }
         if verifiers.is_empty() {
@@ -202,6 +225,226 @@ impl TrustConfig {
     /// The first verifier that handles `artifact_type` (Ratify's rule).
     pub fn verifier_for(&self, artifact_type: &str) -> Option<&VerifierConfig> {
         self.verifiers.iter().find(|v| v.can_verify(artifact_type))
+    }
+}
+
+/// The resources one trust configuration is built from.
+#[derive(Default, Clone)]
+struct Parts<'a> {
+    stores: Vec<&'a Store>,
+    verifiers: Vec<&'a Verifier>,
+    policies: Vec<&'a Policy>,
+}
+
+/// KeyManagementProviders as a configuration may reach them: cluster-wide ones by bare name and,
+/// for a namespace's configuration, that namespace's own as `namespace/name`.
+struct KmpIndex<'a> {
+    cluster: &'a BTreeMap<String, KeyMaterial>,
+    /// The namespace whose configuration this is, and its providers by bare name.
+    own: Option<(&'a str, &'a BTreeMap<String, KeyMaterial>)>,
+}
+
+/// Why a provider reference does not resolve.
+enum KmpMiss {
+    Absent,
+    /// `ns/name` of a namespace the configuration may not use.
+    Forbidden,
+}
+
+impl KmpIndex<'_> {
+    fn get(&self, reference: &str) -> Result<&KeyMaterial, KmpMiss> {
+        match reference.split_once('/') {
+            None => self.cluster.get(reference).ok_or(KmpMiss::Absent),
+            Some((ns, name)) => match self.own {
+                Some((own, kmps)) if own == ns => kmps.get(name).ok_or(KmpMiss::Absent),
+                _ => Err(KmpMiss::Forbidden),
+            },
+        }
+    }
+
+    fn scope(&self) -> String {
+        match self.own {
+            Some((ns, _)) => format!("namespace {ns:?}"),
+            None => "the cluster-wide configuration".into(),
+        }
+    }
+}
+
+/// Every trust configuration of a cluster (Ratify's multi-tenancy): the cluster-wide one, and one
+/// per namespace whose own resources make its effective configuration differ from it.
+#[derive(Debug, Clone)]
+pub struct TrustSet {
+    /// `None` when there is no cluster-wide Verifier (only namespaces with their own are served).
+    cluster: Option<Arc<TrustConfig>>,
+    /// Namespaces with an effective configuration of their own.
+    namespaces: BTreeMap<String, Arc<TrustConfig>>,
+    /// Any namespaced resource was loaded (even one that changed nothing).
+    has_namespaced: bool,
+}
+
+impl TrustSet {
+    /// See [`TrustConfig::from_resources`].
+    pub fn from_resources<'a>(
+        resources: impl IntoIterator<Item = &'a Resource>,
+    ) -> Result<Self, TrustConfigError> {
+        Self::from_resources_with_sigstore(resources, Arc::new(SigstoreTrustRoot::new()))
+    }
+
+    /// Builds the cluster-wide configuration and each namespace's effective one: per kind, the
+    /// namespace's own Stores, Verifiers and Policy where it has any, else the cluster's. Any
+    /// configuration that cannot be built fails the whole set, naming the resource.
+    pub fn from_resources_with_sigstore<'a>(
+        resources: impl IntoIterator<Item = &'a Resource>,
+        sigstore: Arc<SigstoreTrustRoot>,
+    ) -> Result<Self, TrustConfigError> {
+        let mut cluster = Parts::default();
+        let mut cluster_kmps: BTreeMap<String, KeyMaterial> = BTreeMap::new();
+        let mut per_ns: BTreeMap<&str, Parts<'_>> = BTreeMap::new();
+        let mut ns_kmps: BTreeMap<&str, BTreeMap<String, KeyMaterial>> = BTreeMap::new();
+        let mut has_namespaced = false;
+        for r in resources {
+            let ns = r.namespace();
+            has_namespaced |= ns.is_some();
+            match r {
+                Resource::KeyManagementProvider(kmp) => {
+                    cluster_kmps.insert(kmp.name().to_owned(), key_material(kmp)?);
+                }
+                Resource::NamespacedKeyManagementProvider(kmp) => {
+                    ns_kmps
+                        .entry(ns.unwrap_or("default"))
+                        .or_default()
+                        .insert(kmp.name().to_owned(), key_material(kmp)?);
+                }
+                Resource::Verifier(v) => cluster.verifiers.push(v),
+                Resource::Store(s) => cluster.stores.push(s),
+                Resource::Policy(p) => cluster.policies.push(p),
+                Resource::NamespacedVerifier(v) => per_ns
+                    .entry(ns.unwrap_or("default"))
+                    .or_default()
+                    .verifiers
+                    .push(v),
+                Resource::NamespacedStore(s) => per_ns
+                    .entry(ns.unwrap_or("default"))
+                    .or_default()
+                    .stores
+                    .push(s),
+                Resource::NamespacedPolicy(p) => per_ns
+                    .entry(ns.unwrap_or("default"))
+                    .or_default()
+                    .policies
+                    .push(p),
+                Resource::CertificateStore(c) => {
+                    return Err(TrustConfigError::resource(
+                        "CertificateStore",
+                        c.name(),
+                        "CertificateStore is deprecated (Ratify v1.2) and not supported by Verdict",
+                        "convert it to a KeyManagementProvider (or NamespacedKeyManagementProvider) with the same parameters and reference that instead",
+                    ));
+                }
+            }
+        }
+        let no_kmps = BTreeMap::new();
+        let cluster_index = KmpIndex {
+            cluster: &cluster_kmps,
+            own: None,
+        };
+        let cluster_config = if cluster.verifiers.is_empty() {
+            None
+        } else {
+            Some(Arc::new(TrustConfig::build(
+                &cluster,
+                &cluster_index,
+                &sigstore,
+            )?))
+        };
+        // Namespaces with their own providers but no resources of their own use the cluster's
+        // configuration as is (a cluster Verifier may not reach namespaced providers).
+        let mut namespaces = BTreeMap::new();
+        let names: BTreeSet<&str> = per_ns.keys().copied().collect();
+        for ns in names {
+            let own = &per_ns[ns];
+            let parts = Parts {
+                stores: if own.stores.is_empty() {
+                    cluster.stores.clone()
+                } else {
+                    own.stores.clone()
+                },
+                verifiers: if own.verifiers.is_empty() {
+                    cluster.verifiers.clone()
+                } else {
+                    own.verifiers.clone()
+                },
+                policies: if own.policies.is_empty() {
+                    cluster.policies.clone()
+                } else {
+                    own.policies.clone()
+                },
+            };
+            if parts.verifiers.is_empty() {
+                // Keys of this namespace get the NoVerifierFor error at lookup.
+                continue;
+            }
+            let index = KmpIndex {
+                cluster: &cluster_kmps,
+                own: Some((ns, ns_kmps.get(ns).unwrap_or(&no_kmps))),
+            };
+            let config = TrustConfig::build(&parts, &index, &sigstore)?;
+            if cluster_config
+                .as_ref()
+                .is_some_and(|c| c.fingerprint == config.fingerprint)
+            {
+                continue;
+            }
+            namespaces.insert(ns.to_owned(), Arc::new(config));
+        }
+        if cluster_config.is_none() && namespaces.is_empty() {
+            return Err(TrustConfigError::NoVerifier);
+        }
+        Ok(TrustSet {
+            cluster: cluster_config,
+            namespaces,
+            has_namespaced,
+        })
+    }
+
+    /// The configuration that decides `[namespace]` keys (`None`: keys without a prefix).
+    pub fn for_namespace(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<&Arc<TrustConfig>, TrustConfigError> {
+        namespace
+            .and_then(|ns| self.namespaces.get(ns))
+            .or(self.cluster.as_ref())
+            .ok_or_else(|| TrustConfigError::NoVerifierFor {
+                scope: match namespace {
+                    Some(ns) => format!("namespace {ns:?}"),
+                    None => "keys without a [namespace] prefix".into(),
+                },
+            })
+    }
+
+    /// The namespace whose own configuration decides `namespace`'s keys, or `None` when the
+    /// cluster-wide one does: verdicts are shared by every namespace of one scope.
+    pub fn scope<'a>(&self, namespace: Option<&'a str>) -> Option<&'a str> {
+        namespace.filter(|ns| self.namespaces.contains_key(*ns))
+    }
+
+    /// The cluster-wide configuration, if there is a cluster-wide Verifier.
+    pub fn cluster(&self) -> Option<&Arc<TrustConfig>> {
+        self.cluster.as_ref()
+    }
+
+    /// Namespaces with a configuration of their own, and those configurations.
+    pub fn namespaces(&self) -> impl Iterator<Item = (&str, &Arc<TrustConfig>)> {
+        self.namespaces.iter().map(|(ns, c)| (ns.as_str(), c))
+    }
+
+    /// Every configuration with its scope (`None`: cluster-wide).
+    pub fn configs(&self) -> impl Iterator<Item = (Option<&str>, &Arc<TrustConfig>)> {
+        self.cluster
+            .iter()
+            .map(|c| (None, c))
+            .chain(self.namespaces().map(|(ns, c)| (Some(ns), c)))
     }
 }
 
@@ -292,12 +535,12 @@ fn artifact_policy(
 }
 
 /// Keys of KeyManagementProviders and key files, as Cosign trust policies resolve them.
-struct CosignKeys<'a>(&'a BTreeMap<String, KeyMaterial>);
+struct CosignKeys<'a>(&'a KmpIndex<'a>);
 
 impl cosign::KeyResolver for CosignKeys<'_> {
     fn provider_keys(&self, provider: &str) -> Option<Vec<ProviderKey>> {
         // Inline providers hold one unnamed, unversioned key (Ratify's empty KMPMapKey).
-        self.0.get(provider).map(|m| {
+        self.0.get(provider).ok().map(|m| {
             m.public_keys_pem
                 .iter()
                 .map(|pem| ProviderKey {
@@ -316,7 +559,7 @@ impl cosign::KeyResolver for CosignKeys<'_> {
 
 fn verifier_config(
     v: &Verifier,
-    kmps: &BTreeMap<String, KeyMaterial>,
+    kmps: &KmpIndex<'_>,
     sigstore: &Arc<SigstoreTrustRoot>,
 ) -> Result<VerifierConfig, TrustConfigError> {
     const KIND: &str = "Verifier";
@@ -374,16 +617,27 @@ fn verifier_config(
                         TrustConfigError::resource(KIND, name, e.to_string(), "rename the store")
                     })?;
                     for provider in providers {
-                        let material = kmps.get(&provider).ok_or_else(|| {
-                            TrustConfigError::resource(
+                        let material = kmps.get(&provider).map_err(|miss| match miss {
+                            KmpMiss::Absent => TrustConfigError::resource(
                                 KIND,
                                 name,
                                 format!(
-                                    "verificationCertStores {}:{store_name} names KeyManagementProvider {provider:?}, which does not exist",
-                                    ty.as_str()
+                                    "verificationCertStores {}:{store_name} names KeyManagementProvider {provider:?}, which does not exist for {}",
+                                    ty.as_str(),
+                                    kmps.scope()
                                 ),
                                 format!("create KeyManagementProvider {provider:?} or fix the name"),
-                            )
+                            ),
+                            KmpMiss::Forbidden => TrustConfigError::resource(
+                                KIND,
+                                name,
+                                format!(
+                                    "verificationCertStores {}:{store_name} names {provider:?}, a provider of another namespace, which {} may not use",
+                                    ty.as_str(),
+                                    kmps.scope()
+                                ),
+                                "use a cluster-wide KeyManagementProvider (bare name) or a NamespacedKeyManagementProvider of the same namespace (`namespace/name`)",
+                            ),
                         })?;
                         if material.certificates_pem.is_empty() {
                             return Err(TrustConfigError::resource(

@@ -84,7 +84,7 @@ impl ImageVerifier {
                             .map(ToString::to_string)
                             .unwrap_or_default(),
                         format!("image {original} was not found in the registry"),
-                        "SUBJECT_NOT_FOUND",
+                        crate::report::ERROR_SUBJECT_NOT_FOUND,
                         "Check the image reference; the tag or digest does not exist.",
                         now,
                     ));
@@ -175,7 +175,7 @@ impl ImageVerifier {
                 &subject.original,
                 subject.descriptor.digest.to_string(),
                 message.clone(),
-                "NO_VERIFIER_REPORT",
+                crate::report::ERROR_NO_VERIFIER_REPORT,
                 "Sign the image, or configure a Verifier whose artifactTypes match its signatures.",
                 now,
             ));

@@ -10,13 +10,14 @@ use verdict_scanner::cosign::SigstoreTrustRoot;
 use verdict_scanner::registry::{
     Anonymous, AuthProvider, DockerConfig, RegistryClient, RegistryConfig,
 };
-use verdict_scanner::trust::TrustConfig;
+use verdict_scanner::trust::{StoreSettings, TrustSet};
 
 use crate::cli::{RegistryArgs, TrustArgs};
 
-/// Loads Ratify resources and builds the trust configuration; any configuration error is fatal
-/// (fail closed: a half-understood configuration must not verify anything).
-pub fn load_trust(path: &Path, args: &TrustArgs) -> anyhow::Result<TrustConfig> {
+/// Loads Ratify resources and builds every trust configuration (cluster-wide and per namespace);
+/// any configuration error is fatal (fail closed: a half-understood configuration must not
+/// verify anything).
+pub fn load_trust(path: &Path, args: &TrustArgs) -> anyhow::Result<TrustSet> {
     let sigstore = match &args.sigstore_trusted_root {
         Some(p) => {
             let bytes = std::fs::read(p).with_context(|| {
@@ -47,16 +48,17 @@ pub fn load_trust(path: &Path, args: &TrustArgs) -> anyhow::Result<TrustConfig> 
             path.display()
         );
     }
-    TrustConfig::from_resources_with_sigstore(
+    TrustSet::from_resources_with_sigstore(
         report.valid_resources().map(|l| &l.resource),
         Arc::new(sigstore),
     )
     .context("cannot build the trust configuration")
 }
 
-pub fn client(args: &RegistryArgs, trust: &TrustConfig) -> anyhow::Result<RegistryClient> {
+/// The registry client for a configuration whose Store has `store` settings.
+pub fn client(args: &RegistryArgs, store: &StoreSettings) -> anyhow::Result<RegistryClient> {
     let mut plain_http = args.plain_http.clone();
-    if trust.store.use_http {
+    if store.use_http {
         plain_http.push("*".into());
     }
     RegistryClient::new(

@@ -9,11 +9,11 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use verdict_cache_api::adapters::{PipelineVerifier, RegistryTagResolver, StoreVerdictCache};
+use verdict_cache_api::config::Limits;
 use verdict_cache_api::{CacheApi, Config, Ops, Readiness, ServiceConfig, VerdictService};
 use verdict_scanner::store::{
     OpenOutcome, SignerKind, SledStore, StoreOptions, VerdictSigner, VerdictStore,
 };
-use verdict_scanner::verify::ImageVerifier;
 
 use crate::cli::ServeArgs;
 
@@ -40,11 +40,14 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let readiness = Readiness::new(&["store", "config"]);
 
     let trust = Arc::new(super::registry::load_trust(&args.config, &args.trust)?);
-    tracing::info!(
-        fingerprint = %trust.fingerprint,
-        verifiers = trust.verifiers.len(),
-        "trust configuration loaded"
-    );
+    for (scope, config) in trust.configs() {
+        tracing::info!(
+            scope = scope.unwrap_or("cluster"),
+            fingerprint = %config.fingerprint,
+            verifiers = config.verifiers.len(),
+            "trust configuration loaded"
+        );
+    }
     readiness.set("config", true);
 
     std::fs::create_dir_all(&args.data_dir)
@@ -58,6 +61,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     if generated {
         tracing::info!(path = %key_path.display(), "generated a new verdict key");
     }
+    warn_if_key_beside_store(&key_path, &args.data_dir);
     let store_dir = args.data_dir.join("store");
     let store_options = StoreOptions {
         cache_capacity_bytes: args.store_cache_mib.saturating_mul(1024 * 1024),
@@ -79,8 +83,24 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let store: Arc<dyn VerdictStore> = Arc::new(store);
     readiness.set("store", true);
 
-    let registry = super::registry::client(&args.registry, &trust)?;
-    let verifier = ImageVerifier::new(registry.clone(), Arc::clone(&trust));
+    // One registry client per Store setting that matters to it (`useHttp`), shared by scopes.
+    let mut clients = std::collections::HashMap::new();
+    for (_, config) in trust.configs() {
+        if let std::collections::hash_map::Entry::Vacant(slot) =
+            clients.entry(config.store.use_http)
+        {
+            slot.insert(super::registry::client(&args.registry, &config.store)?);
+        }
+    }
+    let cluster_store = trust.cluster().map(|c| c.store.clone()).unwrap_or_default();
+    // Mutation keys carry no namespace: tags are resolved with the cluster-wide Store's client.
+    let registry = match clients.get(&cluster_store.use_http) {
+        Some(c) => c.clone(),
+        None => super::registry::client(&args.registry, &cluster_store)?,
+    };
+    let verifier = PipelineVerifier::new(Arc::clone(&trust), |config| {
+        clients[&config.store.use_http].clone()
+    });
 
     let (cert, key) = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
@@ -91,26 +111,45 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     config.ops_listen = args.ops_listen;
     config.tls.client_ca_path = args.client_ca.clone();
     config.max_body_bytes = args.max_request_bytes;
+    config.max_connections = args.max_connections;
+    config.header_read_timeout = Duration::from_secs(args.header_read_timeout_secs);
+    config.limits = Limits {
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+        max_concurrent_streams: args.max_concurrent_streams,
+        max_in_flight_requests: args.max_in_flight_requests,
+        max_buffered_bytes: args.max_buffered_mib.saturating_mul(1024 * 1024),
+    };
     config.service = ServiceConfig {
         max_keys: args.max_request_keys,
         verify_deadline: Duration::from_millis(args.verify_deadline_ms),
         deny_ttl: Duration::from_secs(args.deny_ttl_secs),
+        pending_deny_ttl: Duration::from_millis(args.pending_deny_ttl_ms),
+        max_concurrent_verifications: args.max_verifications,
+        max_verifications_per_registry: args.max_verifications_per_registry,
+        max_pending_verifications: args.max_pending_verifications,
+        store_timeout: Duration::from_millis(args.store_timeout_ms),
         ..ServiceConfig::default()
     };
 
-    let cache = StoreVerdictCache::with_memory_entries(
+    let cache = Arc::new(StoreVerdictCache::with_memory_entries(
         Arc::clone(&store),
-        trust.fingerprint.clone(),
+        trust.clone(),
         args.memory_cache_entries,
-    );
+        args.deny_cache_entries,
+    ));
     let service = VerdictService::new(
         config.service.clone(),
-        Arc::new(cache),
-        Arc::new(PipelineVerifier::new(verifier)),
-        Arc::new(RegistryTagResolver::new(registry, Some(store))),
+        cache.clone(),
+        Arc::new(verifier),
+        Arc::new(RegistryTagResolver::new(registry)),
     )?;
 
     let cancel = CancellationToken::new();
+    tokio::spawn(verdict_cache_api::upkeep::run(
+        cache,
+        Duration::from_secs(args.sweep_interval_secs),
+        cancel.child_token(),
+    ));
     let on_signal = cancel.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -126,6 +165,21 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     );
     api.run(cancel).await?;
     Ok(())
+}
+
+/// Whoever can write the store and read the key beside it can forge verdicts: in a cluster the
+/// key comes from a Secret mounted apart from the data directory.
+fn warn_if_key_beside_store(key: &Path, data_dir: &Path) {
+    let (Ok(key), Ok(dir)) = (key.canonicalize(), data_dir.canonicalize()) else {
+        return;
+    };
+    if key.starts_with(&dir) {
+        tracing::warn!(
+            key = %key.display(),
+            data_dir = %dir.display(),
+            "the verdict-signing key sits inside the data directory: anyone who can write the store can also forge verdicts. In a cluster, mount it from a Secret outside the data directory and pass --verdict-key"
+        );
+    }
 }
 
 async fn shutdown_signal() {

@@ -18,8 +18,9 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let trust = super::registry::load_trust(&args.config, &args.trust)?;
     let reference = ImageReference::parse(&args.image)
         .with_context(|| format!("invalid image reference {:?}", args.image))?;
-    let registry = super::registry::client(&args.registry, &trust)?;
-    let verifier = ImageVerifier::new(registry, Arc::new(trust));
+    let config = Arc::clone(trust.for_namespace(args.namespace.as_deref())?);
+    let registry = super::registry::client(&args.registry, &config.store)?;
+    let verifier = ImageVerifier::new(registry, config);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

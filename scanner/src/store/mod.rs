@@ -175,6 +175,11 @@ pub trait VerdictStore: Send + Sync {
     /// Number of stored verdicts.
     fn len(&self) -> u64;
 
+    /// Bytes the store occupies on disk, when the backend can tell.
+    fn size_on_disk(&self) -> Option<u64> {
+        None
+    }
+
     fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -818,6 +818,10 @@ impl VerdictStore for SledStore {
     fn len(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }
+
+    fn size_on_disk(&self) -> Option<u64> {
+        SledStore::size_on_disk(self).ok()
+    }
 }
 
 fn bad_entry(kind: &'static str, reason: MissReason, key: &str) {
