@@ -21,7 +21,6 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -156,15 +155,59 @@ struct AppState {
     service: VerdictService,
     max_body_bytes: usize,
     body_read_timeout: Duration,
-    /// Requests being answered (`limits.max_in_flight_requests` permits).
-    in_flight: Arc<Semaphore>,
-    /// Buffered request bytes, in KiB (`limits.max_buffered_bytes`).
-    buffered_kib: Arc<Semaphore>,
+    /// Requests being answered (`limits.max_in_flight_requests`).
+    in_flight: Arc<Budget>,
+    /// Buffered request-body bytes (`limits.max_buffered_bytes`).
+    buffered: Arc<Budget>,
 }
 
-/// Permits of [`AppState::buffered_kib`] for `bytes` bytes.
-fn kib(bytes: usize) -> u32 {
-    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+/// A count with a ceiling, taken and given back lock-free (tokio's `Semaphore` takes a mutex on
+/// every release, which every request would pay twice).
+#[derive(Debug)]
+struct Budget {
+    used: std::sync::atomic::AtomicUsize,
+    limit: usize,
+}
+
+impl Budget {
+    fn new(limit: usize) -> Self {
+        Budget {
+            used: std::sync::atomic::AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    /// `n` more, unless that would pass the limit.
+    fn try_take(&self, n: usize) -> Option<Taken<'_>> {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire};
+        self.used
+            .fetch_update(AcqRel, Acquire, |used| {
+                used.checked_add(n).filter(|&total| total <= self.limit)
+            })
+            .ok()
+            .map(|_| Taken { budget: self, n })
+    }
+}
+
+/// Part of a [`Budget`], given back when dropped.
+struct Taken<'a> {
+    budget: &'a Budget,
+    n: usize,
+}
+
+impl Taken<'_> {
+    fn merge(&mut self, other: Taken<'_>) {
+        self.n += other.n;
+        std::mem::forget(other);
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        self.budget
+            .used
+            .fetch_sub(self.n, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// The external-data router (without TLS; useful for in-process tests and benchmarks).
@@ -173,10 +216,8 @@ pub fn router(service: VerdictService, config: &Config) -> Router {
         service,
         max_body_bytes: config.max_body_bytes,
         body_read_timeout: config.body_read_timeout,
-        in_flight: Arc::new(Semaphore::new(config.limits.max_in_flight_requests)),
-        buffered_kib: Arc::new(Semaphore::new(
-            kib(config.limits.max_buffered_bytes) as usize
-        )),
+        in_flight: Arc::new(Budget::new(config.limits.max_in_flight_requests)),
+        buffered: Arc::new(Budget::new(config.limits.max_buffered_bytes)),
     };
     Router::new()
         .route(PATH_V1_VERIFY, post(verify_v1))
@@ -209,7 +250,7 @@ async fn mutate_v2(State(s): State<AppState>, req: Request) -> Response {
 /// (Gatekeeper denies; nothing queues without bound).
 async fn external_data(state: AppState, endpoint: Endpoint, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let Ok(_in_flight) = state.in_flight.try_acquire() else {
+    let Some(_in_flight) = state.in_flight.try_take(1) else {
         metrics::counter!(m::REQUESTS_SHED, "limit" => "in_flight").increment(1);
         let busy = RequestError::Overloaded(
             "every request slot is taken (--max-in-flight-requests)".into(),
@@ -225,7 +266,8 @@ async fn external_data(state: AppState, endpoint: Endpoint, req: Request) -> Res
         body,
         state.max_body_bytes,
         state.body_read_timeout,
-        (&state.buffered_kib, &mut buffered),
+        &state.buffered,
+        &mut buffered,
     )
     .await;
     let answer = state.service.handle(endpoint, body).await;
@@ -269,15 +311,13 @@ fn json(status: StatusCode, answer: &ProviderResponse) -> Response {
 /// Reads at most `limit` bytes within `read_timeout`; a larger body is drained (up to
 /// [`DRAIN_LIMIT`]) and refused. Each kept chunk takes its size from `budget` (held in
 /// `*held` until the caller drops it); when the budget is spent the request is refused.
-async fn read_body(
+async fn read_body<'a>(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
     read_timeout: Duration,
-    (budget, held): (
-        &Arc<Semaphore>,
-        &mut Option<tokio::sync::OwnedSemaphorePermit>,
-    ),
+    budget: &'a Budget,
+    held: &mut Option<Taken<'a>>,
 ) -> Result<Bytes, RequestError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -306,7 +346,7 @@ async fn read_body(
                 }
                 continue;
             }
-            let Ok(permit) = Arc::clone(budget).try_acquire_many_owned(kib(data.len())) else {
+            let Some(permit) = budget.try_take(data.len()) else {
                 metrics::counter!(m::REQUESTS_SHED, "limit" => "buffered_bytes").increment(1);
                 return Err(RequestError::Overloaded(
                     "request bodies being read fill the buffer budget (--max-buffered-mib)".into(),
@@ -358,7 +398,8 @@ async fn accept_loop(
         .timer(TokioTimer::new())
         .max_concurrent_streams(config.limits.max_concurrent_streams);
     let handshake_timeout = config.tls.handshake_timeout;
-    let idle_timeout = config.limits.idle_timeout;
+    let reaper = Arc::new(IdleReaper::default());
+    let reaper_task = tokio::spawn(Arc::clone(&reaper).run(config.limits.idle_timeout));
     loop {
         let (tcp, peer) = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -380,13 +421,23 @@ async fn accept_loop(
         let _ = tcp.set_nodelay(true);
         let acceptor = TlsAcceptor::from(tls.current());
         let watcher = graceful.watcher();
-        let activity = Arc::new(Activity::new());
-        let service = TowerToHyperService::new(ActivityService {
-            inner: router.clone(),
-            activity: Arc::clone(&activity),
-        });
+        let activity = Arc::new(Activity::default());
+        let service = {
+            let (router, activity) = (router.clone(), Arc::clone(&activity));
+            // What hyper-util's TowerToHyperService does (clone the router, oneshot), plus
+            // counting the request for the idle timeout; no allocation per request.
+            hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let guard = activity.begin();
+                let call = tower::ServiceExt::oneshot(router.clone(), req.map(Body::new));
+                async move {
+                    let response = call.await;
+                    drop(guard);
+                    response
+                }
+            })
+        };
         let (http1, http2) = (http1.clone(), http2.clone());
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let _slot = slot;
             let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
@@ -403,26 +454,18 @@ async fn accept_loop(
             };
             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
             let io = TokioIo::new(stream);
-            let served = async {
-                if h2 {
-                    watcher.watch(http2.serve_connection(io, service)).await
-                } else {
-                    watcher.watch(http1.serve_connection(io, service)).await
-                }
+            let served = if h2 {
+                watcher.watch(http2.serve_connection(io, service)).await
+            } else {
+                watcher.watch(http1.serve_connection(io, service)).await
             };
-            tokio::select! {
-                served = served => {
-                    if let Err(e) = served {
-                        debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                }
-                _ = activity.idle_for(idle_timeout) => {
-                    metrics::counter!(m::CONNECTIONS_IDLE_CLOSED).increment(1);
-                    debug!(%peer, ?idle_timeout, "closing idle connection");
-                }
+            if let Err(e) = served {
+                debug!(%peer, error = %e, "connection ended with an error");
             }
         });
+        reaper.track(activity, task.abort_handle());
     }
+    reaper_task.abort();
     drop(listener);
     if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
         .await
@@ -432,53 +475,71 @@ async fn accept_loop(
     }
 }
 
-/// What a connection is doing: requests in flight and when the last one ended.
+/// What a connection is doing, for the idle timeout: requests in flight and requests begun.
+#[derive(Default)]
 struct Activity {
     in_flight: std::sync::atomic::AtomicUsize,
-    /// Milliseconds since `start` at the last request's start or end.
-    last_ms: std::sync::atomic::AtomicU64,
-    start: tokio::time::Instant,
+    begun: std::sync::atomic::AtomicU64,
 }
 
 impl Activity {
-    fn new() -> Self {
-        Activity {
-            in_flight: std::sync::atomic::AtomicUsize::new(0),
-            last_ms: std::sync::atomic::AtomicU64::new(0),
-            start: tokio::time::Instant::now(),
-        }
-    }
-
-    fn touch(&self) {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Returns once the connection has had no request in flight for `idle`.
-    async fn idle_for(&self, idle: Duration) {
+    fn begin(self: &Arc<Self>) -> InFlight {
         use std::sync::atomic::Ordering::Relaxed;
-        loop {
-            let last = self.start + Duration::from_millis(self.last_ms.load(Relaxed));
-            let due = last + idle;
-            if tokio::time::Instant::now() >= due && self.in_flight.load(Relaxed) == 0 {
-                return;
-            }
-            // A request in flight: look again after another full period.
-            let next = if tokio::time::Instant::now() >= due {
-                tokio::time::Instant::now() + idle
-            } else {
-                due
-            };
-            tokio::time::sleep_until(next).await;
-        }
+        self.begun.fetch_add(1, Relaxed);
+        self.in_flight.fetch_add(1, Relaxed);
+        InFlight(Arc::clone(self))
     }
 }
 
-/// Counts a connection's requests for [`Activity`].
-#[derive(Clone)]
-struct ActivityService {
-    inner: Router,
-    activity: Arc<Activity>,
+/// Closes idle connections: every `idle` it looks at each open connection's [`Activity`], and
+/// aborts the task of one that had no request in flight and none begun for a whole period (so an
+/// idle connection is closed between one and two periods after its last request). Nothing runs
+/// per request but the [`Activity`] counters, and nothing per poll of a connection.
+#[derive(Default)]
+struct IdleReaper {
+    /// Open connections and how many requests each had begun at the last look.
+    conns: std::sync::Mutex<Vec<(Arc<Activity>, tokio::task::AbortHandle, u64)>>,
+}
+
+impl IdleReaper {
+    fn track(&self, activity: Arc<Activity>, task: tokio::task::AbortHandle) {
+        let begun = activity.begun.load(std::sync::atomic::Ordering::Relaxed);
+        self.lock().push((activity, task, begun));
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Vec<(Arc<Activity>, tokio::task::AbortHandle, u64)>> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn run(self: Arc<Self>, idle: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut tick = tokio::time::interval(idle);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let mut closed = 0u64;
+            self.lock().retain_mut(|(activity, task, seen)| {
+                if task.is_finished() {
+                    return false;
+                }
+                let begun = activity.begun.load(Relaxed);
+                if begun == *seen && activity.in_flight.load(Relaxed) == 0 {
+                    task.abort();
+                    closed += 1;
+                    return false;
+                }
+                *seen = begun;
+                true
+            });
+            if closed > 0 {
+                metrics::counter!(m::CONNECTIONS_IDLE_CLOSED).increment(closed);
+                debug!(closed, ?idle, "closed idle connections");
+            }
+        }
+    }
 }
 
 /// Ends a request in [`Activity`] when dropped (also when the request is cancelled).
@@ -486,38 +547,8 @@ struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.touch();
         self.0
             .in_flight
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-impl tower::Service<Request<hyper::body::Incoming>> for ActivityService {
-    type Response = Response;
-    type Error = std::convert::Infallible;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
-    >;
-
-    fn poll_ready(
-        &mut self,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<hyper::body::Incoming>) -> Self::Future {
-        self.activity
-            .in_flight
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.activity.touch();
-        let guard = InFlight(Arc::clone(&self.activity));
-        let call = tower::ServiceExt::oneshot(self.inner.clone(), req.map(Body::new));
-        Box::pin(async move {
-            let response = call.await;
-            drop(guard);
-            response
-        })
     }
 }

@@ -3,6 +3,9 @@
 pub mod cosign;
 mod der;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod notation;
 pub mod registry;
 pub mod report;

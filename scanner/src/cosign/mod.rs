@@ -46,7 +46,7 @@ mod bundle;
 mod error;
 mod fulcio;
 mod keys;
-mod payload;
+pub(crate) mod payload;
 mod policy;
 mod rekor;
 mod timestamp;

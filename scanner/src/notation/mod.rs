@@ -12,11 +12,11 @@
 
 mod certs;
 mod crypto;
-mod envelope;
+pub(crate) mod envelope;
 mod error;
 mod names;
 mod outcome;
-mod payload;
+pub(crate) mod payload;
 mod policy;
 mod timestamp;
 mod truststore;
