@@ -100,11 +100,6 @@ impl ImageReference {
             Some(i) if !named[i..].contains('/') => (&named[..i], Some(&named[i + 1..])),
             _ => (named, None),
         };
-        if name.len() > 255 {
-            return Err(invalid(
-                "the registry and repository together have at most 255 characters".into(),
-            ));
-        }
         // The first path component is a registry when it looks like a host: it has a '.' or a
         // port (or is a bracketed IPv6 address), or is `localhost`; else it is Docker Hub.
         let (registry, path) = match name.split_once('/') {
@@ -126,6 +121,13 @@ impl ImageReference {
         } else {
             path
         };
+        // Distribution limits the normalised name (`docker.io/library/...`), not what was typed:
+        // a short Docker Hub name can pass 255 characters once normalised (found by fuzzing).
+        if registry.len() + 1 + path.len() > 255 {
+            return Err(invalid(
+                "the registry and repository together have at most 255 characters (after adding docker.io/library/ for Docker Hub names)".into(),
+            ));
+        }
         if let Some(tag) = tag {
             validate_tag(tag).map_err(|reason| invalid(format!("tag {tag:?}: {reason}")))?;
         }
@@ -323,6 +325,19 @@ pub(crate) fn validate_tag(tag: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_name_limit_applies_to_the_normalised_name() {
+        // 250 characters typed, 260 once `docker.io/` is added: distribution rejects it, and a
+        // reference we accepted must print as one we accept.
+        let typed = format!("{}/{}", "a".repeat(124), "b".repeat(125));
+        assert_eq!(typed.len(), 250);
+        let err = ImageReference::parse(&typed).unwrap_err();
+        assert!(err.to_string().contains("255"), "{err}");
+        let short = format!("{}/{}", "a".repeat(120), "b".repeat(120));
+        let r = ImageReference::parse(&short).unwrap();
+        assert_eq!(ImageReference::parse(&r.to_string()).unwrap(), r);
+    }
 
     #[test]
     fn docker_style_normalisation() {
