@@ -109,10 +109,14 @@ impl ImageReference {
             }
             _ => ("docker.io", name),
         };
+        // Hosts are case-insensitive and kept in lower case (`Repository::new`); Docker Hub's
+        // rules must see the same spelling, or `docKer.io/x` would print as a reference that
+        // parses differently (found by fuzzing).
+        let registry = registry.to_ascii_lowercase();
         let registry = if registry == "index.docker.io" {
             "docker.io"
         } else {
-            registry
+            registry.as_str()
         };
         let library;
         let path = if registry == "docker.io" && !path.contains('/') {
@@ -337,6 +341,15 @@ mod tests {
         let short = format!("{}/{}", "a".repeat(120), "b".repeat(120));
         let r = ImageReference::parse(&short).unwrap();
         assert_eq!(ImageReference::parse(&r.to_string()).unwrap(), r);
+    }
+
+    #[test]
+    fn docker_hub_rules_see_the_registry_in_lower_case() {
+        for typed in ["docKer.io/0", "Index.Docker.IO/0", "docker.io/library/0"] {
+            let r = ImageReference::parse(typed).unwrap();
+            assert_eq!(r.to_string(), "docker.io/library/0:latest", "{typed}");
+            assert_eq!(ImageReference::parse(&r.to_string()).unwrap(), r);
+        }
     }
 
     #[test]
