@@ -150,16 +150,26 @@ impl CacheApi {
     }
 }
 
+/// What the handlers share; one `Arc` so a request clones one pointer (an atomic on a cache
+/// line every core touches), as before the limits were added.
 #[derive(Clone)]
-struct AppState {
+struct AppState(Arc<AppShared>);
+
+struct AppShared {
     service: VerdictService,
     max_body_bytes: usize,
     body_read_timeout: Duration,
     /// Requests being answered (`limits.max_in_flight_requests`).
-    in_flight: Arc<Budget>,
-    /// Buffered request-body bytes (`limits.max_buffered_bytes`).
-    buffered: Arc<Budget>,
+    in_flight: Budget,
+    /// Buffered request-body bytes beyond each request's [`FREE_BODY_BYTES`]
+    /// (`limits.max_buffered_bytes`).
+    buffered: Budget,
 }
+
+/// Body bytes a request may buffer without touching the shared buffer budget: the in-flight cap
+/// already bounds them (1,024 × 64 KiB = 64 MiB by default), and Gatekeeper's bodies are about
+/// 1 KiB, so the common request pays no shared atomic for them.
+const FREE_BODY_BYTES: u64 = 64 * 1024;
 
 /// A count with a ceiling, taken and given back lock-free (tokio's `Semaphore` takes a mutex on
 /// every release, which every request would pay twice).
@@ -212,13 +222,13 @@ impl Drop for Taken<'_> {
 
 /// The external-data router (without TLS; useful for in-process tests and benchmarks).
 pub fn router(service: VerdictService, config: &Config) -> Router {
-    let state = AppState {
+    let state = AppState(Arc::new(AppShared {
         service,
         max_body_bytes: config.max_body_bytes,
         body_read_timeout: config.body_read_timeout,
-        in_flight: Arc::new(Budget::new(config.limits.max_in_flight_requests)),
-        buffered: Arc::new(Budget::new(config.limits.max_buffered_bytes)),
-    };
+        in_flight: Budget::new(config.limits.max_in_flight_requests),
+        buffered: Budget::new(config.limits.max_buffered_bytes),
+    }));
     Router::new()
         .route(PATH_V1_VERIFY, post(verify_v1))
         .route(PATH_V2_VERIFY, post(verify_v2))
@@ -248,7 +258,7 @@ async fn mutate_v2(State(s): State<AppState>, req: Request) -> Response {
 /// Extract the body, call the service, answer HTTP 200 with its `ProviderResponse`. Past the
 /// in-flight or buffered-bytes limit the request is answered at once with a `systemError`
 /// (Gatekeeper denies; nothing queues without bound).
-async fn external_data(state: AppState, endpoint: Endpoint, req: Request) -> Response {
+async fn external_data(AppState(state): AppState, endpoint: Endpoint, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let Some(_in_flight) = state.in_flight.try_take(1) else {
         metrics::counter!(m::REQUESTS_SHED, "limit" => "in_flight").increment(1);
@@ -309,8 +319,8 @@ fn json(status: StatusCode, answer: &ProviderResponse) -> Response {
 }
 
 /// Reads at most `limit` bytes within `read_timeout`; a larger body is drained (up to
-/// [`DRAIN_LIMIT`]) and refused. Each kept chunk takes its size from `budget` (held in
-/// `*held` until the caller drops it); when the budget is spent the request is refused.
+/// [`DRAIN_LIMIT`]) and refused. Kept bytes past [`FREE_BODY_BYTES`] are taken from `budget`
+/// (held in `*held` until the caller drops it); when the budget is spent the request is refused.
 async fn read_body<'a>(
     headers: &HeaderMap,
     body: Body,
@@ -346,15 +356,20 @@ async fn read_body<'a>(
                 }
                 continue;
             }
-            let Some(permit) = budget.try_take(data.len()) else {
-                metrics::counter!(m::REQUESTS_SHED, "limit" => "buffered_bytes").increment(1);
-                return Err(RequestError::Overloaded(
-                    "request bodies being read fill the buffer budget (--max-buffered-mib)".into(),
-                ));
-            };
-            match held.as_mut() {
-                Some(h) => h.merge(permit),
-                None => *held = Some(permit),
+            // Only bytes beyond the free allowance count against the shared budget.
+            let charged = total.saturating_sub(FREE_BODY_BYTES).min(data.len() as u64);
+            if charged > 0 {
+                let Some(permit) = budget.try_take(charged as usize) else {
+                    metrics::counter!(m::REQUESTS_SHED, "limit" => "buffered_bytes").increment(1);
+                    return Err(RequestError::Overloaded(
+                        "request bodies being read fill the buffer budget (--max-buffered-mib)"
+                            .into(),
+                    ));
+                };
+                match held.as_mut() {
+                    Some(h) => h.merge(permit),
+                    None => *held = Some(permit),
+                }
             }
             // The common single-chunk body is kept without copying.
             match first.take() {

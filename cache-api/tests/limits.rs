@@ -279,3 +279,25 @@ async fn requests_past_the_in_flight_limit_are_answered_with_a_system_error() ->
     assert_eq!(item(&r, &slow)["value"]["isSuccess"], true, "{r}");
     s.stop().await
 }
+
+#[tokio::test]
+async fn large_bodies_past_the_buffer_budget_are_refused_and_small_ones_answered() -> Result<()> {
+    let s = TestServer::start(false, |c| {
+        c.max_body_bytes = 1024 * 1024;
+        c.limits.max_buffered_bytes = 1024;
+    })
+    .await?;
+    let key = format!("registry.example/app@{}", digest("small"));
+    let (client, url) = (s.client(), s.url(V1_VERIFY));
+    // A Gatekeeper-sized body is within every request's own allowance.
+    let r = ask(&client, &url, &[&key]).await?;
+    assert_eq!(item(&r, &key)["value"]["isSuccess"], true, "{r}");
+    // 200 KiB of JSON (padded with spaces) passes the body limit but not the shared budget.
+    let mut big = serde_json::to_vec(&request(&[&key]))?;
+    big.extend(std::iter::repeat_n(b' ', 200 * 1024));
+    let (status, v) = post_json(&client, &url, big).await?;
+    assert_eq!(status, 200);
+    let e = v["response"]["systemError"].as_str().unwrap_or_default();
+    assert!(e.contains("max-buffered-mib"), "{v}");
+    s.stop().await
+}
