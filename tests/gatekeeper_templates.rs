@@ -342,6 +342,34 @@ fn pod_in(namespace: &str, name: &str, containers: &[&str], init_containers: &[&
     })
 }
 
+/// `verdict serve` with `yaml`, reaching the test registry at `host` over plain HTTP.
+async fn serve(yaml: String, host: &str) -> Result<VerdictServer> {
+    VerdictServer::start(
+        ServeOptions::new(env!("CARGO_BIN_EXE_verdict"), yaml)
+            .plain_http(host)
+            // Generous for a loaded test machine; the deadline is not under test here.
+            .args(["--verify-deadline-ms", "10000"]),
+    )
+    .await
+}
+
+/// Gatekeeper with both of Ratify's provider names pointed at `server`'s `path`.
+fn gatekeeper_at(
+    server: &VerdictServer,
+    path: &str,
+    runtime: &tokio::runtime::Runtime,
+) -> Gatekeeper {
+    Gatekeeper {
+        providers: BTreeMap::from([
+            (V1_PROVIDER.to_string(), server.url(path)),
+            (V2_PROVIDER.to_string(), server.url(path)),
+        ]),
+        client: server.https_client().clone(),
+        runtime: runtime.handle().clone(),
+        calls: Arc::default(),
+    }
+}
+
 #[test]
 fn every_ratify_template_on_either_endpoint_admits_only_what_verdict_verified() -> Result<()> {
     let Some(shared) = shared_dir() else {
@@ -363,13 +391,7 @@ fn every_ratify_template_on_either_endpoint_admits_only_what_verdict_verified() 
         let pushed = client.push_image("gk/signed", "v1").await?;
         push_notation_signature(&client, "gk/signed", &pushed, &cert).await?;
         client.push_image("gk/unsigned", "v1").await?;
-        let server = VerdictServer::start(
-            ServeOptions::new(env!("CARGO_BIN_EXE_verdict"), ratify_config(&cert))
-                .plain_http(&host)
-                // Generous for a loaded test machine; the deadline is not under test here.
-                .args(["--verify-deadline-ms", "10000"]),
-        )
-        .await?;
+        let server = serve(ratify_config(&cert), &host).await?;
         anyhow::Ok((
             registry,
             server,
@@ -381,21 +403,10 @@ fn every_ratify_template_on_either_endpoint_admits_only_what_verdict_verified() 
     // Not an image reference (upper case is not allowed in a repository name): a per-key error.
     let malformed = format!("{host}/GK/Not_A_Repository:v1");
 
-    // Gatekeeper with both of Ratify's provider names pointed at one endpoint: the template's own
-    // endpoint, or the other one (the mistake of Ratify issue #2669).
-    let gatekeeper = |path: &str| Gatekeeper {
-        providers: BTreeMap::from([
-            (V1_PROVIDER.to_string(), server.url(path)),
-            (V2_PROVIDER.to_string(), server.url(path)),
-        ]),
-        client: server.https_client().clone(),
-        runtime: runtime.handle().clone(),
-        calls: Arc::default(),
-    };
-    let endpoints = [
-        (VERIFY_V1, gatekeeper(VERIFY_V1)),
-        (VERIFY_V2, gatekeeper(VERIFY_V2)),
-    ];
+    // Both provider names pointed at one endpoint: the template's own endpoint, or the other one
+    // (the mistake of Ratify issue #2669).
+    let endpoints =
+        [VERIFY_V1, VERIFY_V2].map(|path| (path, gatekeeper_at(&server, path, &runtime)));
     let log = |server: &VerdictServer| format!("verdict log tail:\n{}", server.log_tail());
 
     for t in &templates {
@@ -624,12 +635,7 @@ fn multi_tenancy_template_decides_each_namespace_with_its_own_resources() -> Res
         push_notation_signature(&client, "mt/cluster-signed", &pushed, &cluster_root).await?;
         let pushed = client.push_image("mt/prod-signed", "v1").await?;
         push_notation_signature(&client, "mt/prod-signed", &pushed, &prod_root).await?;
-        let server = VerdictServer::start(
-            ServeOptions::new(env!("CARGO_BIN_EXE_verdict"), yaml.clone())
-                .plain_http(&host)
-                .args(["--verify-deadline-ms", "10000"]),
-        )
-        .await?;
+        let server = serve(yaml.clone(), &host).await?;
         anyhow::Ok((
             registry,
             server,
@@ -639,15 +645,7 @@ fn multi_tenancy_template_decides_each_namespace_with_its_own_resources() -> Res
     })?;
 
     for (endpoint, path) in [("v1", VERIFY_V1), ("v2", VERIFY_V2)] {
-        let gatekeeper = Gatekeeper {
-            providers: BTreeMap::from([
-                (V1_PROVIDER.to_string(), server.url(path)),
-                (V2_PROVIDER.to_string(), server.url(path)),
-            ]),
-            client: server.https_client().clone(),
-            runtime: runtime.handle().clone(),
-            calls: Arc::default(),
-        };
+        let gatekeeper = gatekeeper_at(&server, path, &runtime);
         for t in &templates {
             let name = format!("{} on {endpoint}", t.path.display());
             // (namespace, image, admitted?): prod's own Verifier decides prod's keys; `default`

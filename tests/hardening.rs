@@ -63,6 +63,25 @@ fn memory_kib(pid: u32) -> Result<(u64, u64)> {
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// A docker-registry, a code-signing certificate, and `verdict serve` trusting it.
+async fn start() -> Result<(
+    DockerRegistry,
+    verdict_testkit::pki::TestCert,
+    VerdictServer,
+)> {
+    let registry = DockerRegistry::start().await?;
+    let cert = CertBuilder::code_signing(SIGNER_SUBJECT)
+        .key_alg(KeyAlg::EcP256)
+        .self_signed()?;
+    let server = VerdictServer::start(
+        ServeOptions::new(env!("CARGO_BIN_EXE_verdict"), ratify_config(&cert))
+            .plain_http(&registry.host_port())
+            .args(["--verify-deadline-ms", "10000"]),
+    )
+    .await?;
+    Ok((registry, cert, server))
+}
+
 /// Keys flooded, as the issue asks: random digests under random namespaces.
 const FLOOD_KEYS: usize = 100_000;
 /// Keys per request and requests in flight (200 pending verifications, under the 256 limit).
@@ -75,20 +94,11 @@ const MAX_RSS_KIB: u64 = 150 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_random_digests_and_namespaces_grows_neither_store_nor_memory() -> Result<()> {
-    let registry = DockerRegistry::start().await?;
+    let (registry, cert, server) = start().await?;
     let host = registry.host_port();
     let client = registry.client();
-    let cert = CertBuilder::code_signing(SIGNER_SUBJECT)
-        .key_alg(KeyAlg::EcP256)
-        .self_signed()?;
     let pushed = client.push_image("flood/signed", "v1").await?;
     push_notation_signature(&client, "flood/signed", &pushed, &cert).await?;
-    let server = VerdictServer::start(
-        ServeOptions::new(env!("CARGO_BIN_EXE_verdict"), ratify_config(&cert))
-            .plain_http(&host)
-            .args(["--verify-deadline-ms", "10000"]),
-    )
-    .await?;
     let signed = format!("{host}/flood/signed@{}", pushed.digest);
     let r = server.post_keys(VERIFY_V1, &[&signed]).await?;
     assert_eq!(verdict_of(&r, &signed)?, Ok(true), "{r}");
@@ -170,18 +180,9 @@ async fn a_flood_of_random_digests_and_namespaces_grows_neither_store_nor_memory
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_image_signed_two_seconds_after_its_first_lookup_is_admitted_five_seconds_later()
 -> Result<()> {
-    let registry = DockerRegistry::start().await?;
+    let (registry, cert, server) = start().await?;
     let host = registry.host_port();
     let client = registry.client();
-    let cert = CertBuilder::code_signing(SIGNER_SUBJECT)
-        .key_alg(KeyAlg::EcP256)
-        .self_signed()?;
-    let server = VerdictServer::start(
-        ServeOptions::new(env!("CARGO_BIN_EXE_verdict"), ratify_config(&cert))
-            .plain_http(&host)
-            .args(["--verify-deadline-ms", "10000"]),
-    )
-    .await?;
     // Pushed, not yet signed: the CI pipeline signs right after.
     let pushed = client.push_image("late/app", "v1").await?;
     let key = format!("{host}/late/app:v1");
