@@ -315,21 +315,26 @@ impl VerdictCache for StoreVerdictCache {
         verdict: &Arc<ServedVerdict>,
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<(), CacheError> {
-        let mut stored = StoredVerdict::new(verdict.result().clone());
-        if let Some(at) = expires_at {
-            stored.expires_at = Some(stored.expires_at.map_or(at, |e| e.min(at)));
-        }
-        if !verdict.result().is_success {
+        let result = verdict.result();
+        // The earlier of the evidence's end (as `StoredVerdict::new` takes it) and the caller's.
+        let expires_at = match (result.valid_until(), expires_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if !result.is_success {
             self.hot.invalidate(key);
-            self.denies
-                .insert(key, Arc::clone(verdict), stored.expires_at);
+            self.denies.insert(key, Arc::clone(verdict), expires_at);
             return Ok(());
         }
         let (store_key, _) = self.key(key)?;
         self.denies.invalidate(key);
+        let stored = StoredVerdict {
+            result: result.clone(),
+            expires_at,
+        };
         match self.store.put(&store_key, &stored) {
             Ok(()) => {
-                self.hot.insert(key, Arc::clone(verdict), stored.expires_at);
+                self.hot.insert(key, Arc::clone(verdict), expires_at);
                 Ok(())
             }
             Err(e) => {

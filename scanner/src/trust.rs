@@ -17,7 +17,7 @@
 //! errors that name the resource — a verifier whose trust material cannot be built must not
 //! silently verify nothing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -163,7 +163,7 @@ impl TrustConfig {
         sigstore: Arc<SigstoreTrustRoot>,
     ) -> Result<Self, TrustConfigError> {
         let set = TrustSet::from_resources_with_sigstore(resources, sigstore)?;
-        if !set.namespaces.is_empty() || set.has_namespaced {
+        if set.has_namespaced {
             return Err(TrustConfigError::Namespaced {
                 kinds: "NamespacedStore, NamespacedVerifier, NamespacedKeyManagementProvider or NamespacedPolicy".into(),
             });
@@ -283,13 +283,6 @@ pub struct TrustSet {
 }
 
 impl TrustSet {
-    /// See [`TrustConfig::from_resources`].
-    pub fn from_resources<'a>(
-        resources: impl IntoIterator<Item = &'a Resource>,
-    ) -> Result<Self, TrustConfigError> {
-        Self::from_resources_with_sigstore(resources, Arc::new(SigstoreTrustRoot::new()))
-    }
-
     /// Builds the cluster-wide configuration and each namespace's effective one: per kind, the
     /// namespace's own Stores, Verifiers and Policy where it has any, else the cluster's. Any
     /// configuration that cannot be built fails the whole set, naming the resource.
@@ -360,9 +353,7 @@ impl TrustSet {
         // Namespaces with their own providers but no resources of their own use the cluster's
         // configuration as is (a cluster Verifier may not reach namespaced providers).
         let mut namespaces = BTreeMap::new();
-        let names: BTreeSet<&str> = per_ns.keys().copied().collect();
-        for ns in names {
-            let own = &per_ns[ns];
+        for (&ns, own) in &per_ns {
             let parts = Parts {
                 stores: if own.stores.is_empty() {
                     cluster.stores.clone()
