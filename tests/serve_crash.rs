@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 use sha2::Digest as _;
-use verdict_scanner::store::VerdictKey;
+use verdict_scanner::store::SubjectKey;
 use verdict_testkit::DockerRegistry;
 use verdict_testkit::demo::{SIGNER_SUBJECT, ratify_config};
 use verdict_testkit::notation::push_notation_signature;
@@ -90,7 +90,7 @@ fn bad_signature_count(metrics: &str) -> f64 {
 /// Flips one byte in the middle of the stored value of `key` (the store must be closed; layout
 /// in scanner/src/store/codec.rs: entry key `e` + first 16 bytes of SHA-256 of the canonical key).
 fn flip_stored_byte(store_dir: &Path, key: &str) -> Result<()> {
-    let canonical = VerdictKey::parse(key)?.canonical();
+    let canonical = SubjectKey::parse(key)?.to_string();
     let mut raw_key = b"e".to_vec();
     raw_key.extend_from_slice(&sha2::Sha256::digest(canonical.as_bytes())[..16]);
     {

@@ -8,14 +8,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use verdict_scanner::registry::{Digest, ImageReference, RegistryClient};
 use verdict_scanner::report::VerificationResult;
-use verdict_scanner::store::{Lookup, StoredVerdict, VerdictKey, VerdictStore};
+use verdict_scanner::store::{Lookup, StoredVerdict, VerdictStore};
+use verdict_scanner::subject::SubjectKey;
 use verdict_scanner::trust::{TrustConfig, TrustSet};
 use verdict_scanner::verify::ImageVerifier;
 
 use crate::hot::HotVerdicts;
 use crate::service::{
-    CacheError, InlineVerifier, ResolveError, ServedVerdict, SubjectKey, TagResolver, VerdictCache,
-    VerifyError,
+    CacheError, InlineVerifier, ResolveError, ServedVerdict, TagResolver, VerdictCache, VerifyError,
 };
 
 /// Which trust configuration decides a namespace's keys. Verdicts are stored per scope, so
@@ -187,18 +187,15 @@ impl StoreVerdictCache {
         }
     }
 
-    /// The store key of `key`: its scope's namespace (not the request's), registry, repository
-    /// and digest.
-    fn key<'a>(&'a self, key: &'a SubjectKey) -> Result<(VerdictKey, &'a str), CacheError> {
+    /// The store key of `key` (its scope's namespace, not the request's) and the fingerprint of
+    /// its scope's configuration. A scope is the key's own namespace or the cluster's.
+    fn key<'a>(&'a self, key: &'a SubjectKey) -> (SubjectKey, &'a str) {
         let (scope, fingerprint) = self.scopes.scope(key.namespace());
-        let store_key = VerdictKey::new(
-            scope,
-            key.repository().registry(),
-            key.repository().name(),
-            &key.digest().to_string(),
-        )
-        .map_err(|e| CacheError::Backend(e.to_string()))?;
-        Ok((store_key, fingerprint))
+        let store_key = match scope {
+            None => key.without_namespace(),
+            Some(_) => key.clone(),
+        };
+        (store_key, fingerprint)
     }
 
     /// Forgets the in-memory copies of `key`'s verdict (the store entry is untouched).
@@ -209,7 +206,7 @@ impl StoreVerdictCache {
 
     /// Removes `key`'s verdict from the store and from memory; true if the store had one.
     pub fn remove(&self, key: &SubjectKey) -> Result<bool, CacheError> {
-        let (store_key, _) = self.key(key)?;
+        let (store_key, _) = self.key(key);
         // Before and after: a lookup that read the store before the removal cannot re-insert
         // (generation check), and none can find the memory entry afterwards.
         self.invalidate(key);
@@ -287,7 +284,7 @@ impl VerdictCache for StoreVerdictCache {
         now: DateTime<Utc>,
     ) -> Result<Option<Arc<ServedVerdict>>, CacheError> {
         let seen = self.hot.generation(key);
-        let (store_key, fingerprint) = self.key(key)?;
+        let (store_key, fingerprint) = self.key(key);
         match self
             .store
             .get(&store_key, fingerprint, now)
@@ -303,7 +300,7 @@ impl VerdictCache for StoreVerdictCache {
             // short lifetimes; verify again.
             Lookup::Hit(_) => Ok(None),
             Lookup::Miss(reason) => {
-                tracing::debug!(key = %store_key.canonical(), reason = reason.as_str(), "store miss");
+                tracing::debug!(key = %store_key, reason = reason.as_str(), "store miss");
                 Ok(None)
             }
         }
@@ -326,7 +323,7 @@ impl VerdictCache for StoreVerdictCache {
             self.denies.insert(key, Arc::clone(verdict), expires_at);
             return Ok(());
         }
-        let (store_key, _) = self.key(key)?;
+        let (store_key, _) = self.key(key);
         self.denies.invalidate(key);
         let stored = StoredVerdict {
             result: result.clone(),
@@ -412,10 +409,7 @@ mod tests {
         let key = subject(1);
         let expected = allow(&key, FP);
         store
-            .put(
-                &cache.key(&key).unwrap().0,
-                &StoredVerdict::new(expected.clone()),
-            )
+            .put(&cache.key(&key).0, &StoredVerdict::new(expected.clone()))
             .unwrap();
         let now = Utc::now();
         assert_eq!(got(&cache, &key, now), Some(expected.clone()));
@@ -426,7 +420,7 @@ mod tests {
         );
         // Removed behind the adapter's back: memory still answers, which is why removals
         // must invalidate.
-        store.remove(&cache.key(&key).unwrap().0).unwrap();
+        store.remove(&cache.key(&key).0).unwrap();
         assert_eq!(got(&cache, &key, now), Some(expected.clone()));
         assert!(cache.invalidate(&key));
         assert_eq!(got(&cache, &key, now), None);
@@ -471,7 +465,7 @@ mod tests {
         cache.put(&key, &served(allow(&key, FP)), None).unwrap();
         assert_eq!(cache.memory_len(), 0);
         assert!(got(&cache, &key, Utc::now()).is_some());
-        store.remove(&cache.key(&key).unwrap().0).unwrap();
+        store.remove(&cache.key(&key).0).unwrap();
         assert_eq!(got(&cache, &key, Utc::now()), None);
     }
 
@@ -519,7 +513,7 @@ mod tests {
         // What an earlier version wrote for a deny.
         store
             .put(
-                &cache.key(&old_deny).unwrap().0,
+                &cache.key(&old_deny).0,
                 &StoredVerdict::new(result(&old_deny, FP)),
             )
             .unwrap();

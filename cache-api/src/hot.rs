@@ -13,8 +13,9 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::service::{ServedVerdict, SubjectKey};
+use crate::service::ServedVerdict;
 use chrono::{DateTime, Utc};
+use verdict_scanner::subject::SubjectKey;
 
 const SHARDS: usize = 16;
 

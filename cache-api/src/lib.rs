@@ -29,8 +29,9 @@ pub use ops::{Ops, Readiness};
 pub use server::CacheApi;
 pub use service::{
     CacheError, Endpoint, InlineVerifier, KeyFailure, MemoryVerdictCache, ResolveError,
-    ServedVerdict, SubjectKey, TagResolver, VerdictCache, VerdictService, VerifyError,
+    ServedVerdict, TagResolver, VerdictCache, VerdictService, VerifyError,
 };
+pub use verdict_scanner::subject::SubjectKey;
 
 /// Caps glibc's malloc arenas at `n` (`mallopt(M_ARENA_MAX)`); call before starting threads.
 /// A no-op elsewhere than glibc Linux.

@@ -13,7 +13,6 @@
 //!   failures never (they become `REGISTRY_UNAVAILABLE` / `VERIFY_UNAVAILABLE` item errors).
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,102 +24,15 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span, warn};
-use verdict_scanner::registry::{Digest, ImageReference, RegistryError, Repository};
+use verdict_scanner::registry::{Digest, ImageReference, RegistryError};
 use verdict_scanner::report::{JsonString, RenderedVerdict, V1Stamp, VerificationResult};
+use verdict_scanner::subject::{Namespace, SubjectKey};
 
 use crate::config::ServiceConfig;
 use crate::error::CacheApiError;
 use crate::flight::{self, Flights, Join, WaitError};
 use crate::metrics as m;
 use crate::wire::{self, Item, ItemValue, KeyPlan, ProviderResponse, RequestError};
-
-/// The subject a verdict belongs to: a manifest digest in a repository, optionally under a
-/// namespace (`[ns]` key prefix). Displays as `[ns]registry/repository@digest`, the verdict
-/// store's canonical key form.
-///
-/// Cheap to clone and to hash (shared, hash computed once with a per-process random key): the
-/// wire layer memoises it per key text, and every lookup hashes it.
-#[derive(Clone)]
-pub struct SubjectKey(Arc<SubjectKeyInner>);
-
-struct SubjectKeyInner {
-    namespace: Option<String>,
-    repository: Repository,
-    digest: Digest,
-    hash: u64,
-}
-
-impl SubjectKey {
-    /// `namespace` must be a Kubernetes namespace name (the wire layer checks key prefixes).
-    pub fn new(namespace: Option<String>, repository: Repository, digest: Digest) -> Self {
-        use std::hash::BuildHasher;
-        static HASHER: std::sync::LazyLock<std::hash::RandomState> =
-            std::sync::LazyLock::new(std::hash::RandomState::new);
-        let hash = HASHER.hash_one((&namespace, &repository, &digest));
-        SubjectKey(Arc::new(SubjectKeyInner {
-            namespace,
-            repository,
-            digest,
-            hash,
-        }))
-    }
-
-    pub fn namespace(&self) -> Option<&str> {
-        self.0.namespace.as_deref()
-    }
-
-    pub fn repository(&self) -> &Repository {
-        &self.0.repository
-    }
-
-    pub fn digest(&self) -> &Digest {
-        &self.0.digest
-    }
-
-    /// The key's hash (keyed per process), what [`std::hash::Hash`] feeds a hasher.
-    pub(crate) fn prehash(&self) -> u64 {
-        self.0.hash
-    }
-
-    /// `registry/repository@digest` (no tag, no namespace).
-    pub fn reference(&self) -> ImageReference {
-        ImageReference::with_digest(self.0.repository.clone(), self.0.digest.clone())
-    }
-}
-
-impl PartialEq for SubjectKey {
-    fn eq(&self, other: &Self) -> bool {
-        let (a, b) = (&*self.0, &*other.0);
-        Arc::ptr_eq(&self.0, &other.0)
-            || (a.hash == b.hash
-                && a.digest == b.digest
-                && a.repository == b.repository
-                && a.namespace == b.namespace)
-    }
-}
-
-impl Eq for SubjectKey {}
-
-impl std::hash::Hash for SubjectKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0.hash);
-    }
-}
-
-impl fmt::Display for SubjectKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(ns) = &self.0.namespace {
-            write!(f, "[{ns}]")?;
-        }
-        write!(f, "{}@{}", self.0.repository, self.0.digest)
-    }
-}
-
-impl fmt::Debug for SubjectKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SubjectKey({self})")
-    }
-}
 
 /// A verdict as the service serves it: the result and its Ratify values rendered once (see
 /// [`RenderedVerdict`]), shared by every answer that uses it.
@@ -498,7 +410,8 @@ struct Deadline {
 
 type VerifyOutcome = Result<Arc<ServedVerdict>, VerifyError>;
 type ResolveOutcome = Result<Digest, ResolveError>;
-type TagKey = (Option<String>, ImageReference);
+/// A tag resolution in flight: the key's namespace and the tag reference.
+type TagQuery = (Option<Namespace>, ImageReference);
 
 /// Answers Gatekeeper requests from the verdict cache, verifying misses inline. Cheap to clone.
 #[derive(Clone)]
@@ -518,7 +431,7 @@ struct Inner {
     /// Store operations running on the blocking pool (each holds a thread while it runs).
     store_ops: Arc<Semaphore>,
     verifications: Arc<Flights<SubjectKey, VerifyOutcome>>,
-    resolutions: Arc<Flights<TagKey, ResolveOutcome>>,
+    resolutions: Arc<Flights<TagQuery, ResolveOutcome>>,
     lookup_histograms: std::sync::OnceLock<LookupHistograms>,
 }
 
@@ -652,7 +565,7 @@ impl VerdictService {
                 let s = &plan.subjects[i];
                 // Digest subjects were looked up above; tags are resolved, then looked up.
                 self.verdict_within(
-                    s.namespace.as_deref(),
+                    s.namespace.as_ref(),
                     &s.reference,
                     s.subject.as_ref(),
                     deadline,
@@ -716,7 +629,7 @@ impl VerdictService {
             match s.reference.digest() {
                 Some(_) => Ok(None),
                 None => self
-                    .resolve_within(s.namespace.as_deref(), &s.reference, deadline)
+                    .resolve_within(s.namespace.as_ref(), &s.reference, deadline)
                     .await
                     .map(|d| Some(format!("{}@{}", s.reference.repository(), d))),
             }
@@ -743,7 +656,7 @@ impl VerdictService {
     /// The verdict for one subject, from the cache or verified inline, within `budget`.
     pub async fn verdict(
         &self,
-        namespace: Option<&str>,
+        namespace: Option<&Namespace>,
         reference: &ImageReference,
         budget: Duration,
     ) -> Result<VerificationResult, KeyFailure> {
@@ -769,7 +682,7 @@ impl VerdictService {
     /// here, since the verification flight checks memory once more before verifying.
     async fn verdict_within(
         &self,
-        namespace: Option<&str>,
+        namespace: Option<&Namespace>,
         reference: &ImageReference,
         missed: Option<&SubjectKey>,
         deadline: Deadline,
@@ -781,11 +694,8 @@ impl VerdictService {
                     Some(digest) => digest.clone(),
                     None => self.resolve_within(namespace, reference, deadline).await?,
                 };
-                let key = SubjectKey::new(
-                    namespace.map(str::to_owned),
-                    reference.repository().clone(),
-                    digest,
-                );
+                let key =
+                    SubjectKey::new(namespace.cloned(), reference.repository().clone(), digest);
                 let hit = match self.inner.cache.get_memory(&key, deadline.now) {
                     Some(hit) => Some(hit),
                     None => self
@@ -844,11 +754,11 @@ impl VerdictService {
 
     async fn resolve_within(
         &self,
-        namespace: Option<&str>,
+        namespace: Option<&Namespace>,
         reference: &ImageReference,
         deadline: Deadline,
     ) -> Result<Digest, KeyFailure> {
-        let key: TagKey = (namespace.map(str::to_owned), reference.clone());
+        let key: TagQuery = (namespace.cloned(), reference.clone());
         let rx = match self.inner.resolutions.join(&key) {
             Join::Busy(n) => {
                 return Err(KeyFailure::Busy(format!(
@@ -1100,13 +1010,14 @@ impl Inner {
 
     async fn run_resolution(
         self: Arc<Self>,
-        key: TagKey,
-        done: flight::Completion<TagKey, ResolveOutcome>,
+        key: TagQuery,
+        done: flight::Completion<TagQuery, ResolveOutcome>,
     ) {
         let (namespace, reference) = &key;
         let outcome = match tokio::time::timeout(
             self.config.verification_timeout,
-            self.resolver.resolve(namespace.as_deref(), reference),
+            self.resolver
+                .resolve(namespace.as_ref().map(Namespace::as_str), reference),
         )
         .await
         {

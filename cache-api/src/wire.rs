@@ -24,7 +24,7 @@ use std::sync::Arc;
 use verdict_scanner::registry::ImageReference;
 use verdict_scanner::report::JsonString;
 
-use crate::service::SubjectKey;
+use verdict_scanner::subject::{Namespace, SubjectKey};
 
 /// The apiVersion of every response and the one Gatekeeper sends.
 pub const API_VERSION: &str = "externaldata.gatekeeper.sh/v1beta1";
@@ -149,7 +149,7 @@ pub fn parse_request(body: &[u8], max_keys: usize) -> Result<ProviderRequest, Re
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedKey {
     /// `None` without a prefix or with an empty one (`[]`), as in Ratify: cluster-wide configuration.
-    pub namespace: Option<String>,
+    pub namespace: Option<Namespace>,
     /// Docker-style normalised (`nginx` → `docker.io/library/nginx:latest`).
     pub reference: ImageReference,
     /// The key without its prefix, exactly as sent.
@@ -198,10 +198,10 @@ fn parse_key_uncached(key: &str) -> Result<ParsedKey, KeyError> {
             let (ns, rest) = after.split_once(']').ok_or(KeyError::UnterminatedPrefix)?;
             if ns.is_empty() {
                 (None, rest)
-            } else if is_dns1123_label(ns) {
-                (Some(ns.to_owned()), rest)
             } else {
-                return Err(KeyError::InvalidNamespace(ns.to_owned()));
+                let ns = Namespace::parse(ns)
+                    .ok_or_else(|| KeyError::InvalidNamespace(ns.to_owned()))?;
+                (Some(ns), rest)
             }
         }
         None => (None, key),
@@ -213,9 +213,7 @@ fn parse_key_uncached(key: &str) -> Result<ParsedKey, KeyError> {
     }
     let reference =
         ImageReference::parse(rest).map_err(|e| KeyError::InvalidReference(e.to_string()))?;
-    let subject = reference
-        .digest()
-        .map(|d| SubjectKey::new(namespace.clone(), reference.repository().clone(), d.clone()));
+    let subject = SubjectKey::of_reference(namespace.clone(), &reference);
     let normalised = reference.to_string();
     Ok(ParsedKey {
         namespace,
@@ -265,17 +263,6 @@ fn memoised(
     Ok(parsed)
 }
 
-/// Kubernetes namespace names: RFC 1123 labels.
-pub fn is_dns1123_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter().all(|&c| alnum(c) || c == b'-')
-        && alnum(b[0])
-        && alnum(b[b.len() - 1])
-}
-
 /// The request's keys in order, each answered once, with every distinct subject computed once.
 #[derive(Debug, Clone)]
 pub struct KeyPlan {
@@ -294,7 +281,7 @@ impl KeyPlan {
     pub fn new(keys: Vec<String>) -> Self {
         let small = keys.len() <= LINEAR_DEDUP_KEYS;
         let mut seen_keys: HashSet<String> = HashSet::new();
-        let mut subject_index: HashMap<(Option<String>, String), usize> = HashMap::new();
+        let mut subject_index: HashMap<(Option<Namespace>, String), usize> = HashMap::new();
         let mut items: Vec<(String, Result<usize, KeyError>)> = Vec::with_capacity(keys.len());
         let mut subjects: Vec<Arc<ParsedKey>> = Vec::new();
         for key in keys {
@@ -598,7 +585,7 @@ mod tests {
     #[test]
     fn keys_with_namespace_prefix() {
         let k = parse_key("[team-a]nginx").unwrap();
-        assert_eq!(k.namespace.as_deref(), Some("team-a"));
+        assert_eq!(k.namespace.as_ref().map(Namespace::as_str), Some("team-a"));
         assert_eq!(k.reference.to_string(), "docker.io/library/nginx:latest");
         assert_eq!(k.reference_text, "nginx");
         assert_eq!(parse_key("[]nginx").unwrap().namespace, None);

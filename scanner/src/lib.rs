@@ -11,6 +11,7 @@ pub mod registry;
 pub mod report;
 mod rfc3161;
 pub mod store;
+pub mod subject;
 pub mod trust;
 pub mod verify;
 

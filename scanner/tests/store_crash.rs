@@ -46,7 +46,7 @@ fn sigkill_during_writes_loses_no_acknowledged_verdict() {
         );
         for &n in &all_acked {
             match store.get(&key(n), TRUST, Utc::now()).unwrap() {
-                Lookup::Hit(v) => assert_eq!(v.result.digest, key(n).digest()),
+                Lookup::Hit(v) => assert_eq!(v.result.digest, key(n).digest().to_string()),
                 miss => panic!("round {round}: acknowledged verdict {n} is a {miss:?}"),
             }
         }
@@ -80,7 +80,7 @@ fn sigkill_during_writes_loses_no_acknowledged_verdict() {
         let tagged = store
             .iter_all()
             .map(Result::unwrap)
-            .any(|e| e.key.is_some_and(|k| k.digest() == last_tag.digest));
+            .any(|e| e.key.is_some_and(|k| *k.digest() == last_tag.digest));
         assert!(tagged, "the tag points at a stored verdict");
     }
 }

@@ -6,13 +6,13 @@ use std::collections::BTreeSet;
 
 use chrono::{Duration, Utc};
 use store_support::*;
-use verdict_scanner::store::{Lookup, MissReason, VerdictKey, VerdictStore};
+use verdict_scanner::store::{Lookup, MissReason, SubjectKey, VerdictStore};
 
 fn year() -> Option<chrono::DateTime<Utc>> {
     Some(Utc::now() + Duration::days(365))
 }
 
-fn set(keys: Vec<VerdictKey>) -> BTreeSet<String> {
+fn set(keys: Vec<SubjectKey>) -> BTreeSet<String> {
     keys.into_iter().map(|k| k.to_string()).collect()
 }
 

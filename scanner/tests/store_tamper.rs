@@ -162,7 +162,10 @@ fn a_tampered_tag_entry_is_not_served() {
     let (got, bad) = counting(BAD, &[("kind", "tag")], || store.tag_get(&v2).unwrap());
     assert_eq!(got, None);
     assert_eq!(bad, 1);
-    assert_eq!(store.tag_get(&v1).unwrap().unwrap().digest, key(1).digest());
+    assert_eq!(
+        &store.tag_get(&v1).unwrap().unwrap().digest,
+        key(1).digest()
+    );
 }
 
 #[test]

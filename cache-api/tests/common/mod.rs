@@ -21,6 +21,7 @@ use verdict_cache_api::{
 };
 use verdict_scanner::registry::{Digest, DigestAlgorithm, ImageReference};
 use verdict_scanner::report::{ArtifactPolicy, Evidence, VerificationResult, VerifierReport};
+use verdict_scanner::subject::Namespace;
 use verdict_testkit::pki::{CertBuilder, Eku, TestCert};
 
 pub const NOTATION: &str = "application/vnd.cncf.notary.signature";
@@ -33,8 +34,8 @@ pub fn digest(label: &str) -> Digest {
 /// The cache key of `reference` (which must carry a digest).
 pub fn subject_key(namespace: Option<&str>, reference: &str) -> SubjectKey {
     let r = ImageReference::parse(reference).expect("reference");
-    let d = r.digest().expect("digest").clone();
-    SubjectKey::new(namespace.map(str::to_owned), r.repository().clone(), d)
+    let namespace = namespace.map(|ns| Namespace::parse(ns).expect("namespace"));
+    SubjectKey::of_reference(namespace, &r).expect("digest")
 }
 
 /// A verification result with one Notation report.

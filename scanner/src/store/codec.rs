@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
-use super::{MissReason, StoredVerdict, TagEntry, VerdictKey, VerdictSigner};
+use super::{MissReason, StoredVerdict, SubjectKey, TagEntry, VerdictSigner};
 use crate::report::{Evidence, VerificationResult, VerifierReport};
 
 /// Version of the entry encoding, first byte of every value and part of the meta record.
@@ -57,7 +57,7 @@ fn short_hash(s: &str) -> Id {
 
 /// `e || id(canonical key)`: fixed-size keys keep sled's pages small (sled splits leaves at 16
 /// items, so its memory grows with the number of keys, not their size).
-pub(crate) fn entry_key(key: &VerdictKey) -> Vec<u8> {
+pub(crate) fn entry_key(key: &SubjectKey) -> Vec<u8> {
     entry_key_for_id(&short_hash(&key.to_string()))
 }
 
@@ -365,7 +365,7 @@ struct VerdictWire {
 }
 
 pub(crate) fn encode_verdict(
-    key: &VerdictKey,
+    key: &SubjectKey,
     v: &StoredVerdict,
 ) -> Result<Vec<u8>, postcard::Error> {
     let r = &v.result;
@@ -474,7 +474,7 @@ pub(crate) fn encode_tag(
 pub(crate) fn decode_tag(payload: &[u8]) -> Option<TagEntry> {
     let wire: TagWire = postcard::from_bytes(payload).ok()?;
     Some(TagEntry {
-        digest: wire.digest.into_string(),
+        digest: crate::registry::Digest::parse(&wire.digest.into_string()).ok()?,
         seen_at: wire.seen_at.to()?,
     })
 }
@@ -566,7 +566,7 @@ mod tests {
 
     /// Encodes `v` under `key`, checks it decodes to exactly the same, and returns the payload
     /// size as a percentage of the result's JSON size.
-    fn round_trip_percent_of_json(key: &VerdictKey, v: &StoredVerdict) -> usize {
+    fn round_trip_percent_of_json(key: &SubjectKey, v: &StoredVerdict) -> usize {
         let payload = encode_verdict(key, v).unwrap();
         assert_eq!(
             decode_verdict(&payload).unwrap(),
@@ -577,7 +577,7 @@ mod tests {
 
     #[test]
     fn verdict_round_trips_exactly_and_compactly() {
-        let key = VerdictKey::parse(&format!("[ns]r.io/app@{D}")).unwrap();
+        let key = SubjectKey::parse(&format!("[ns]r.io/app@{D}")).unwrap();
         let percent = round_trip_percent_of_json(&key, &rich());
         assert!(percent < 70, "{percent} % of the JSON size");
     }
@@ -585,7 +585,7 @@ mod tests {
     #[test]
     fn a_digest_subject_is_stored_once() {
         // The common shape: asked by digest, so key, verdict subject and report subjects agree.
-        let key = VerdictKey::parse(&format!("r.io/team/app@{D}")).unwrap();
+        let key = SubjectKey::parse(&format!("r.io/team/app@{D}")).unwrap();
         let subject = format!("r.io/team/app@{D}");
         let mut v = rich();
         v.result.subject = subject.clone();
@@ -594,7 +594,7 @@ mod tests {
         let percent = round_trip_percent_of_json(&key, &v);
         assert!(percent < 50, "{percent} % of the JSON size");
         // Under a namespace the subject is still relative to the key's reference part.
-        let namespaced = VerdictKey::parse(&format!("[team-a]r.io/team/app@{D}")).unwrap();
+        let namespaced = SubjectKey::parse(&format!("[team-a]r.io/team/app@{D}")).unwrap();
         round_trip_percent_of_json(&namespaced, &v);
         assert_eq!(
             encode_verdict(&namespaced, &v).unwrap().len(),
@@ -635,7 +635,7 @@ mod tests {
         let ids: BTreeSet<Id> = [[3u8; ID_LEN], [1u8; ID_LEN]].into_iter().collect();
         assert_eq!(decode_ids(&encode_ids(&ids)).unwrap(), ids);
         assert!(decode_ids(&[0u8; ID_LEN + 1]).is_none());
-        let key = VerdictKey::parse(&format!("r.io/a/very/long/repository/name@{D}")).unwrap();
+        let key = SubjectKey::parse(&format!("r.io/a/very/long/repository/name@{D}")).unwrap();
         assert_eq!(entry_key(&key).len(), 1 + ID_LEN);
         let id = id_of_entry_key(&entry_key(&key)).unwrap();
         assert_eq!(entry_key_for_id(&id), entry_key(&key));

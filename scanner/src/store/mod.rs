@@ -1,6 +1,6 @@
 //! The signed, persistent verdict store.
 //!
-//! Entries are keyed by the canonical `[namespace]registry/repository@digest` ([`VerdictKey`]) and
+//! Entries are keyed by the canonical `[namespace]registry/repository@digest` ([`SubjectKey`]) and
 //! hold a [`StoredVerdict`] (the [`VerificationResult`] with its reports, evidence and trust-config
 //! fingerprint, plus an expiry). Every value is signed with the node's [`VerdictSigner`] over key
 //! and value and checked on every read: a bad signature or an undecodable value is a
@@ -31,10 +31,13 @@ use chrono::{DateTime, Utc};
 
 pub use codec::SCHEMA_VERSION;
 pub use error::StoreError;
-pub use key::{TagKey, VerdictKey};
+pub use key::TagKey;
+
+pub use crate::subject::SubjectKey;
 pub use signer::{SignerKind, VerdictSigner};
 pub use sled_store::{DEFAULT_CACHE_MIB, OpenOutcome, SledStore, StoreOptions};
 
+use crate::registry::Digest;
 use crate::report::VerificationResult;
 
 /// A verdict as stored: the result and the instant after which it must not be served.
@@ -115,7 +118,7 @@ impl MissReason {
 /// A tag-map entry: the digest a tag pointed to when it was last seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagEntry {
-    pub digest: String,
+    pub digest: Digest,
     pub seen_at: DateTime<Utc>,
 }
 
@@ -124,7 +127,7 @@ pub struct TagEntry {
 pub struct StoredEntry {
     /// The subject. Always set for a valid entry; for a bad one, set when its payload still names
     /// a subject consistent with where it is stored (so it can be re-verified), else `None`.
-    pub key: Option<VerdictKey>,
+    pub key: Option<SubjectKey>,
     pub verdict: Result<StoredVerdict, MissReason>,
 }
 
@@ -138,33 +141,37 @@ pub trait VerdictStore: Send + Sync {
     /// `trust_config_fingerprint`; otherwise the reason it is a miss. `Err` only for backend failures.
     fn get(
         &self,
-        key: &VerdictKey,
+        key: &SubjectKey,
         trust_config_fingerprint: &str,
         now: DateTime<Utc>,
     ) -> Result<Lookup, StoreError>;
 
     /// Stores the verdicts (replacing earlier ones and their index entries) and returns once they
     /// are on disk. Each entry is atomic with its index entries; the batch as a whole is not.
-    fn put_many(&self, entries: &[(VerdictKey, StoredVerdict)]) -> Result<(), StoreError>;
+    fn put_many(&self, entries: &[(SubjectKey, StoredVerdict)]) -> Result<(), StoreError>;
 
     /// Stores one verdict durably (see [`VerdictStore::put_many`]).
-    fn put(&self, key: &VerdictKey, verdict: &StoredVerdict) -> Result<(), StoreError> {
+    fn put(&self, key: &SubjectKey, verdict: &StoredVerdict) -> Result<(), StoreError> {
         self.put_many(&[(key.clone(), verdict.clone())])
     }
 
     /// Removes the verdict for `key` durably; true if there was one.
-    fn remove(&self, key: &VerdictKey) -> Result<bool, StoreError>;
+    fn remove(&self, key: &SubjectKey) -> Result<bool, StoreError>;
 
     /// The subjects whose stored verdict rests on `fingerprint` (valid entries only).
-    fn subjects_for_fingerprint(&self, fingerprint: &str) -> Result<Vec<VerdictKey>, StoreError>;
+    fn subjects_for_fingerprint(&self, fingerprint: &str) -> Result<Vec<SubjectKey>, StoreError>;
 
     /// Durably removes every verdict resting on `fingerprint` and returns their keys (for
     /// re-verification); the count is the length.
-    fn revoke_fingerprint(&self, fingerprint: &str) -> Result<Vec<VerdictKey>, StoreError>;
+    fn revoke_fingerprint(&self, fingerprint: &str) -> Result<Vec<SubjectKey>, StoreError>;
 
     /// Records durably that `tag` pointed to `digest` at `seen_at`.
-    fn tag_put(&self, tag: &TagKey, digest: &str, seen_at: DateTime<Utc>)
-    -> Result<(), StoreError>;
+    fn tag_put(
+        &self,
+        tag: &TagKey,
+        digest: &Digest,
+        seen_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
     /// The last digest recorded for `tag`; `None` if absent or if the entry fails its signature.
     fn tag_get(&self, tag: &TagKey) -> Result<Option<TagEntry>, StoreError>;

@@ -21,10 +21,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 
+use crate::registry::Digest;
+
 use super::codec::{self, Id, META_COUNT, META_INDEX_DIRTY, META_SCHEMA, Meta, PREFIX_ENTRY};
 use super::{
-    EntryIter, Lookup, MissReason, StoreError, StoredEntry, StoredVerdict, TagEntry, TagKey,
-    VerdictKey, VerdictSigner, VerdictStore,
+    EntryIter, Lookup, MissReason, StoreError, StoredEntry, StoredVerdict, SubjectKey, TagEntry,
+    TagKey, VerdictSigner, VerdictStore,
 };
 
 /// Index entries processed per batch while revoking (bounds memory and writer pauses).
@@ -370,12 +372,12 @@ impl SledStore {
         &self,
         entry_key: &[u8],
         value: &[u8],
-        expected: Option<&VerdictKey>,
-    ) -> Result<(VerdictKey, StoredVerdict), MissReason> {
+        expected: Option<&SubjectKey>,
+    ) -> Result<(SubjectKey, StoredVerdict), MissReason> {
         let outcome = codec::unseal(&self.signer, entry_key, value).and_then(|payload| {
             let (key, verdict) = codec::decode_verdict(payload).ok_or(MissReason::Corrupt)?;
-            let key = VerdictKey::parse(&key).map_err(|_| MissReason::Corrupt)?;
-            let consistent = verdict.result.digest == key.digest()
+            let key = SubjectKey::parse(&key).map_err(|_| MissReason::Corrupt)?;
+            let consistent = verdict.result.digest == key.digest().to_string()
                 && expected.is_none_or(|e| *e == key)
                 && codec::entry_key(&key) == entry_key;
             if consistent {
@@ -468,7 +470,7 @@ impl SledStore {
 
     fn write_entries<'a>(
         &self,
-        entries: impl Iterator<Item = (&'a VerdictKey, &'a StoredVerdict)>,
+        entries: impl Iterator<Item = (&'a SubjectKey, &'a StoredVerdict)>,
     ) -> Result<(), StoreError> {
         struct Prepared {
             id: Id,
@@ -619,7 +621,7 @@ impl IndexEdits {
 impl VerdictStore for SledStore {
     fn get(
         &self,
-        key: &VerdictKey,
+        key: &SubjectKey,
         trust_config_fingerprint: &str,
         now: DateTime<Utc>,
     ) -> Result<Lookup, StoreError> {
@@ -644,15 +646,15 @@ impl VerdictStore for SledStore {
         Ok(Lookup::Hit(verdict))
     }
 
-    fn put_many(&self, entries: &[(VerdictKey, StoredVerdict)]) -> Result<(), StoreError> {
+    fn put_many(&self, entries: &[(SubjectKey, StoredVerdict)]) -> Result<(), StoreError> {
         self.write_entries(entries.iter().map(|(k, v)| (k, v)))
     }
 
-    fn put(&self, key: &VerdictKey, verdict: &StoredVerdict) -> Result<(), StoreError> {
+    fn put(&self, key: &SubjectKey, verdict: &StoredVerdict) -> Result<(), StoreError> {
         self.write_entries(std::iter::once((key, verdict)))
     }
 
-    fn remove(&self, key: &VerdictKey) -> Result<bool, StoreError> {
+    fn remove(&self, key: &SubjectKey) -> Result<bool, StoreError> {
         let entry_key = codec::entry_key(key);
         {
             let mut unflushed = self.lock();
@@ -677,7 +679,7 @@ impl VerdictStore for SledStore {
         Ok(true)
     }
 
-    fn subjects_for_fingerprint(&self, fingerprint: &str) -> Result<Vec<VerdictKey>, StoreError> {
+    fn subjects_for_fingerprint(&self, fingerprint: &str) -> Result<Vec<SubjectKey>, StoreError> {
         validate_fingerprint(fingerprint)?;
         let mut out = Vec::new();
         for id in self.candidate_ids(fingerprint)? {
@@ -699,7 +701,7 @@ impl VerdictStore for SledStore {
         Ok(out)
     }
 
-    fn revoke_fingerprint(&self, fingerprint: &str) -> Result<Vec<VerdictKey>, StoreError> {
+    fn revoke_fingerprint(&self, fingerprint: &str) -> Result<Vec<SubjectKey>, StoreError> {
         validate_fingerprint(fingerprint)?;
         let candidates = self.candidate_ids(fingerprint)?;
         let mut revoked = Vec::new();
@@ -724,7 +726,7 @@ impl VerdictStore for SledStore {
                     (Some(old), Some((key, v))) if v.fingerprints().contains(fingerprint) => {
                         self.remove_into(&mut batch, &mut edits, &entry_key, &old);
                         count = count.saturating_sub(1);
-                        if let Ok(key) = VerdictKey::parse(&key) {
+                        if let Ok(key) = SubjectKey::parse(&key) {
                             removed_here.push(key);
                         }
                     }
@@ -754,16 +756,12 @@ impl VerdictStore for SledStore {
     fn tag_put(
         &self,
         tag: &TagKey,
-        digest: &str,
+        digest: &Digest,
         seen_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        super::key::validate_digest(digest).map_err(|reason| StoreError::InvalidKey {
-            what: "tag digest",
-            input: digest.to_owned(),
-            reason,
-        })?;
         let sled_key = codec::tag_key(tag);
-        let payload = codec::encode_tag(digest, &seen_at).map_err(StoreError::Encode)?;
+        let payload =
+            codec::encode_tag(&digest.to_string(), &seen_at).map_err(StoreError::Encode)?;
         let value = codec::seal(&self.signer, &sled_key, &payload);
         {
             let mut unflushed = self.lock();
@@ -807,7 +805,7 @@ impl VerdictStore for SledStore {
                     // Name the subject if the damaged payload still says which one it was for.
                     key: codec::payload_unchecked(&self.signer, &value)
                         .and_then(codec::decode_verdict)
-                        .and_then(|(k, _)| VerdictKey::parse(&k).ok())
+                        .and_then(|(k, _)| SubjectKey::parse(&k).ok())
                         .filter(|k| codec::entry_key(k) == entry_key.as_ref()),
                     verdict: Err(reason),
                 },
@@ -846,12 +844,12 @@ fn validate_fingerprint(fp: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn validate_verdict(key: &VerdictKey, v: &StoredVerdict) -> Result<(), StoreError> {
+fn validate_verdict(key: &SubjectKey, v: &StoredVerdict) -> Result<(), StoreError> {
     let invalid = |reason: String| StoreError::InvalidVerdict {
         key: key.to_string(),
         reason,
     };
-    if v.result.digest != key.digest() {
+    if v.result.digest != key.digest().to_string() {
         return Err(invalid(format!(
             "the result is for digest {:?}, the key names {}",
             v.result.digest,

@@ -10,7 +10,7 @@ use serde_json::json;
 use sha2::Digest as _;
 use verdict_scanner::report::{ArtifactPolicy, Evidence, VerificationResult, VerifierReport};
 use verdict_scanner::store::{
-    SignerKind, SledStore, StoreOptions, StoredVerdict, VerdictKey, VerdictSigner,
+    SignerKind, SledStore, StoreOptions, StoredVerdict, SubjectKey, VerdictSigner,
 };
 
 pub const TRUST: &str = "sha256:7f1c0000000000000000000000000000000000000000000000000000000000aa";
@@ -21,8 +21,8 @@ pub fn sha256(data: &[u8]) -> String {
 }
 
 /// A distinct subject per `n`.
-pub fn key(n: u64) -> VerdictKey {
-    VerdictKey::new(
+pub fn key(n: u64) -> SubjectKey {
+    SubjectKey::from_parts(
         None,
         "myregistry.azurecr.io",
         &format!("team{}/service-{n}", n % 7),
@@ -38,7 +38,7 @@ pub fn fp(name: &str) -> String {
 
 /// A successful Notation verdict for `key` resting on `fingerprints`, as the scanner would store it.
 pub fn allow(
-    key: &VerdictKey,
+    key: &SubjectKey,
     fingerprints: &[String],
     valid_until: Option<DateTime<Utc>>,
 ) -> StoredVerdict {
@@ -70,7 +70,7 @@ pub fn allow(
     };
     let result = VerificationResult::decide(
         subject,
-        key.digest().to_owned(),
+        key.digest().to_string(),
         vec![report],
         vec![evidence],
         &ArtifactPolicy::default(),
@@ -82,7 +82,7 @@ pub fn allow(
 }
 
 /// The default realistic verdict: leaf, intermediate and root fingerprints, valid for a year.
-pub fn realistic(key: &VerdictKey) -> StoredVerdict {
+pub fn realistic(key: &SubjectKey) -> StoredVerdict {
     allow(
         key,
         &[fp("leaf"), fp("intermediate"), fp("root")],
@@ -108,7 +108,7 @@ pub fn open_with(dir: &Path, kind: SignerKind) -> SledStore {
 
 /// The raw sled key of a verdict entry (layout documented in store/codec.rs:
 /// `e` + first 16 bytes of SHA-256 of the canonical key).
-pub fn raw_entry_key(key: &VerdictKey) -> Vec<u8> {
+pub fn raw_entry_key(key: &SubjectKey) -> Vec<u8> {
     let mut k = b"e".to_vec();
     k.extend_from_slice(&sha2::Sha256::digest(key.to_string().as_bytes())[..16]);
     k

@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
 use verdict_scanner::store::{
-    SledStore, StoreOptions, StoredVerdict, VerdictKey, VerdictSigner, VerdictStore,
+    SledStore, StoreOptions, StoredVerdict, SubjectKey, VerdictSigner, VerdictStore,
 };
 
 #[derive(Debug, Parser)]
@@ -37,8 +37,8 @@ struct Args {
 }
 
 /// The subject of synthetic verdict `n` under `registry` (see the module docs).
-fn subject(registry: &str, n: u64) -> Result<VerdictKey> {
-    VerdictKey::new(
+fn subject(registry: &str, n: u64) -> Result<SubjectKey> {
+    SubjectKey::from_parts(
         None,
         registry,
         &format!("bench/fill-{}", n % 100),
@@ -82,7 +82,7 @@ fn main() -> Result<()> {
     let registry = template_key.registry().to_owned();
     println!(
         "fill: copying the verdict of {} (trust configuration {}) to {} subjects under {registry}/bench/fill-*",
-        template_key.canonical(),
+        template_key.to_string(),
         template.result.trust_config_fingerprint,
         args.count
     );
@@ -123,7 +123,7 @@ fn main() -> Result<()> {
 }
 
 /// `template` re-addressed to `key`: subject and digest change, everything else is kept.
-fn copy_for(template: &StoredVerdict, key: &VerdictKey) -> StoredVerdict {
+fn copy_for(template: &StoredVerdict, key: &SubjectKey) -> StoredVerdict {
     let mut v = template.clone();
     let subject = format!("{}/{}@{}", key.registry(), key.repository(), key.digest());
     for report in &mut v.result.reports {
