@@ -2,8 +2,9 @@
 //! `mutate` (tag → digest) over HTTPS (TLS 1.3, optional mTLS, certificates hot-reloaded), plus
 //! `/healthz`, `/readyz` and `/metrics` on a separate plain-HTTP port.
 //!
-//! - [`wire`]: the Gatekeeper envelope, request limits, key parsing (`[namespace]` prefix, Docker
-//!   normalisation, dedupe) and the one builder of `ProviderResponse`.
+//! - [`wire`]: the Gatekeeper and Ratify wire formats, and only there: the envelope and request
+//!   limits, key parsing (`[namespace]` prefix, Docker normalisation, dedupe) in [`wire::keys`],
+//!   Ratify's v1/v2 item values (rendered once per verdict) in [`wire::ratify`].
 //! - [`service`]: [`VerdictService`], the lookup core: cache hit, or inline verification with a
 //!   deadline, single-flight, bounded concurrency and deny-only negative caching.
 //! - [`tls`]: rustls server configuration (aws-lc-rs, TLS 1.3 only) reloaded from PEM files.

@@ -25,13 +25,14 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span, warn};
 use verdict_scanner::registry::{Digest, ImageReference, RegistryError};
-use verdict_scanner::report::{JsonString, RenderedVerdict, V1Stamp, VerificationResult};
+use verdict_scanner::report::VerificationResult;
 use verdict_scanner::subject::{Namespace, SubjectKey};
 
 use crate::config::ServiceConfig;
 use crate::error::CacheApiError;
 use crate::flight::{self, Flights, Join, WaitError};
 use crate::metrics as m;
+use crate::wire::ratify::{self, JsonString, RenderedVerdict, Stamp};
 use crate::wire::{self, Item, ItemValue, KeyPlan, ProviderResponse, RequestError};
 
 /// A verdict as the service serves it: the result and its Ratify values rendered once (see
@@ -44,7 +45,7 @@ pub struct ServedVerdict {
 
 impl ServedVerdict {
     pub fn new(result: VerificationResult) -> Self {
-        let rendered = result.render().map_err(|e| e.to_string());
+        let rendered = ratify::render(&result).map_err(|e| e.to_string());
         ServedVerdict { result, rendered }
     }
 
@@ -58,7 +59,7 @@ impl ServedVerdict {
         &self,
         endpoint: Endpoint,
         subject: &JsonString,
-        stamp: &V1Stamp,
+        stamp: &Stamp,
     ) -> Result<ItemValue, KeyFailure> {
         let rendered = self.rendered.as_ref().map_err(|e| {
             KeyFailure::Internal(format!(
@@ -583,7 +584,7 @@ impl VerdictService {
                 ))
             })
         });
-        let stamp = V1Stamp::new(trace_id, Utc::now());
+        let stamp = Stamp::new(trace_id, Utc::now());
         // Each subject's value is written once; spelling variants of a key share its text.
         let mut values: Vec<Result<ItemValue, KeyFailure>> = verdicts
             .zip(&plan.subjects)

@@ -45,7 +45,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Text => table(&result, &mut out)?,
         OutputFormat::Json => {
             let trace_id = format!("verify-{}", Utc::now().timestamp_nanos_opt().unwrap_or(0));
-            let value = result.ratify_v1_value(&trace_id, Utc::now());
+            let value = verdict_cache_api::wire::ratify::v1_value(&result, &trace_id, Utc::now());
             writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
         }
     }

@@ -11,20 +11,20 @@
 //! Responses use `apiVersion: externaldata.gatekeeper.sh/v1beta1`: Gatekeeper ignores the
 //! response's apiVersion (its own dummy provider answers v1alpha1, Ratify v1 answers v1alpha1,
 //! Ratify v2 v1beta1); v1beta1 is the served storage version and what Gatekeeper itself sends.
+//!
+//! Submodules: [`keys`] (key parsing, `[namespace]` prefixes, dedupe) and [`ratify`] (Ratify's v1
+//! and v2 item values). This module is the only place that knows Gatekeeper's and Ratify's formats.
+
+pub mod keys;
+pub mod ratify;
 
 use std::borrow::Cow;
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::sync::Arc;
 
-use verdict_scanner::registry::ImageReference;
-use verdict_scanner::report::JsonString;
-
-use verdict_scanner::subject::{Namespace, SubjectKey};
+pub use keys::{KeyError, KeyPlan, MAX_KEY_BYTES, ParsedKey, parse_key};
 
 /// The apiVersion of every response and the one Gatekeeper sends.
 pub const API_VERSION: &str = "externaldata.gatekeeper.sh/v1beta1";
@@ -32,9 +32,6 @@ pub const API_VERSION: &str = "externaldata.gatekeeper.sh/v1beta1";
 pub const ACCEPTED_API_VERSIONS: [&str; 2] = [API_VERSION, "externaldata.gatekeeper.sh/v1alpha1"];
 pub const REQUEST_KIND: &str = "ProviderRequest";
 pub const RESPONSE_KIND: &str = "ProviderResponse";
-/// Longest key accepted: `[` + 63-byte namespace + `]` + 255-byte host + `/` + 255-byte name +
-/// `:` + 128-byte tag + `@sha512:` + 128 hex digits is ~850 bytes.
-pub const MAX_KEY_BYTES: usize = 1024;
 
 /// A parsed and checked `ProviderRequest`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,185 +140,6 @@ pub fn parse_request(body: &[u8], max_keys: usize) -> Result<ProviderRequest, Re
         });
     }
     Ok(ProviderRequest { api_version, keys })
-}
-
-/// A key split into its optional `[namespace]` prefix and its normalised image reference.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedKey {
-    /// `None` without a prefix or with an empty one (`[]`), as in Ratify: cluster-wide configuration.
-    pub namespace: Option<Namespace>,
-    /// Docker-style normalised (`nginx` → `docker.io/library/nginx:latest`).
-    pub reference: ImageReference,
-    /// The key without its prefix, exactly as sent.
-    pub reference_text: String,
-    /// `reference` as text: how answers name the subject.
-    pub normalised: String,
-    /// `normalised` as a JSON string.
-    pub normalised_json: JsonString,
-    /// The verdict's key when the reference names a digest (a tag is resolved first).
-    pub subject: Option<SubjectKey>,
-}
-
-/// Why one key cannot be answered; becomes that item's `error` with code `INVALID_KEY`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
-    #[error("key is empty; send [namespace]registry/repository[:tag][@digest]")]
-    Empty,
-    #[error(
-        "key is {0} bytes, longer than any valid image reference ({MAX_KEY_BYTES} bytes); send [namespace]registry/repository[:tag][@digest]"
-    )]
-    TooLong(usize),
-    #[error("key starts a [namespace] prefix without the closing ']'; send [namespace]image")]
-    UnterminatedPrefix,
-    #[error(
-        "namespace {0:?} in the key prefix is not a DNS-1123 label (1-63 lowercase letters, digits and '-', starting and ending with a letter or digit); send [namespace]image with a Kubernetes namespace name"
-    )]
-    InvalidNamespace(String),
-    #[error("{0}")]
-    InvalidReference(String),
-}
-
-/// Splits `[ns]reference` and normalises the reference. Memoised (see [`MEMO_PER_SHARD`]).
-pub fn parse_key(key: &str) -> Result<Arc<ParsedKey>, KeyError> {
-    if key.is_empty() {
-        return Err(KeyError::Empty);
-    }
-    if key.len() > MAX_KEY_BYTES {
-        return Err(KeyError::TooLong(key.len()));
-    }
-    memoised(key, parse_key_uncached)
-}
-
-fn parse_key_uncached(key: &str) -> Result<ParsedKey, KeyError> {
-    let (namespace, rest) = match key.strip_prefix('[') {
-        Some(after) => {
-            let (ns, rest) = after.split_once(']').ok_or(KeyError::UnterminatedPrefix)?;
-            if ns.is_empty() {
-                (None, rest)
-            } else {
-                let ns = Namespace::parse(ns)
-                    .ok_or_else(|| KeyError::InvalidNamespace(ns.to_owned()))?;
-                (Some(ns), rest)
-            }
-        }
-        None => (None, key),
-    };
-    if rest.is_empty() {
-        return Err(KeyError::InvalidReference(
-            "key has a namespace prefix but no image reference; send [namespace]registry/repository[:tag][@digest]".into(),
-        ));
-    }
-    let reference =
-        ImageReference::parse(rest).map_err(|e| KeyError::InvalidReference(e.to_string()))?;
-    let subject = SubjectKey::of_reference(namespace.clone(), &reference);
-    let normalised = reference.to_string();
-    Ok(ParsedKey {
-        namespace,
-        normalised_json: JsonString::new(&normalised),
-        normalised,
-        reference,
-        reference_text: rest.to_owned(),
-        subject,
-    })
-}
-
-/// Entries per shard of the parsed-key memo (16 shards: 4,096 keys, about 2 MiB at most).
-const MEMO_PER_SHARD: usize = 256;
-const MEMO_SHARDS: usize = 16;
-
-type MemoShard = std::sync::Mutex<HashMap<String, Arc<ParsedKey>, foldhash::fast::RandomState>>;
-
-/// `parse` memoised by key text: Gatekeeper asks for the same keys over and over, and parsing
-/// (then a regex, normalisation, the subject key) was the largest part of a cache hit's CPU
-/// (benches/README.md). Parsing is a pure function of the text, so a memoised answer is the
-/// parser's answer; only successes are kept. A full shard is emptied (bounded, O(1) amortised).
-/// foldhash with a per-process seed: keys come from pod specs, and a shard never holds more than
-/// [`MEMO_PER_SHARD`] entries, so even colliding keys cost a bounded scan.
-fn memoised(
-    key: &str,
-    parse: impl FnOnce(&str) -> Result<ParsedKey, KeyError>,
-) -> Result<Arc<ParsedKey>, KeyError> {
-    use std::hash::BuildHasher;
-    static MEMO: std::sync::LazyLock<(foldhash::fast::RandomState, Vec<MemoShard>)> =
-        std::sync::LazyLock::new(|| {
-            (
-                foldhash::fast::RandomState::default(),
-                (0..MEMO_SHARDS).map(|_| MemoShard::default()).collect(),
-            )
-        });
-    let (hasher, shards) = &*MEMO;
-    let shard = &shards[(hasher.hash_one(key) as usize) % MEMO_SHARDS];
-    if let Some(parsed) = shard.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
-        return Ok(Arc::clone(parsed));
-    }
-    let parsed = Arc::new(parse(key)?);
-    let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
-    if map.len() >= MEMO_PER_SHARD {
-        map.clear();
-    }
-    map.insert(key.to_owned(), Arc::clone(&parsed));
-    Ok(parsed)
-}
-
-/// The request's keys in order, each answered once, with every distinct subject computed once.
-#[derive(Debug, Clone)]
-pub struct KeyPlan {
-    /// Distinct keys in first-seen order, each pointing to its subject in `subjects` or failing.
-    pub items: Vec<(String, Result<usize, KeyError>)>,
-    /// Distinct (namespace, normalised reference) pairs: `nginx` and
-    /// `docker.io/library/nginx:latest` are two items but one subject.
-    pub subjects: Vec<Arc<ParsedKey>>,
-}
-
-/// Up to this many keys, duplicates are found by comparing with each earlier one (cheaper than
-/// hashing for the few keys Gatekeeper usually sends).
-const LINEAR_DEDUP_KEYS: usize = 16;
-
-impl KeyPlan {
-    pub fn new(keys: Vec<String>) -> Self {
-        let small = keys.len() <= LINEAR_DEDUP_KEYS;
-        let mut seen_keys: HashSet<String> = HashSet::new();
-        let mut subject_index: HashMap<(Option<Namespace>, String), usize> = HashMap::new();
-        let mut items: Vec<(String, Result<usize, KeyError>)> = Vec::with_capacity(keys.len());
-        let mut subjects: Vec<Arc<ParsedKey>> = Vec::new();
-        for key in keys {
-            let duplicate = if small {
-                items.iter().any(|(k, _)| *k == key)
-            } else {
-                !seen_keys.insert(key.clone())
-            };
-            if duplicate {
-                continue;
-            }
-            let slot = parse_key(&key).map(|parsed| {
-                if small {
-                    let same = |s: &Arc<ParsedKey>| {
-                        Arc::ptr_eq(s, &parsed)
-                            || (s.normalised == parsed.normalised
-                                && s.namespace == parsed.namespace)
-                    };
-                    match subjects.iter().position(same) {
-                        Some(i) => i,
-                        None => {
-                            subjects.push(parsed);
-                            subjects.len() - 1
-                        }
-                    }
-                } else {
-                    match subject_index.entry((parsed.namespace.clone(), parsed.normalised.clone()))
-                    {
-                        Entry::Occupied(o) => *o.get(),
-                        Entry::Vacant(v) => {
-                            subjects.push(parsed);
-                            *v.insert(subjects.len() - 1)
-                        }
-                    }
-                }
-            });
-            items.push((key, slot));
-        }
-        KeyPlan { items, subjects }
-    }
 }
 
 /// `ProviderResponse` as Gatekeeper reads it (Go field names; empty fields omitted like `omitempty`).
@@ -583,67 +401,6 @@ mod tests {
     }
 
     #[test]
-    fn keys_with_namespace_prefix() {
-        let k = parse_key("[team-a]nginx").unwrap();
-        assert_eq!(k.namespace.as_ref().map(Namespace::as_str), Some("team-a"));
-        assert_eq!(k.reference.to_string(), "docker.io/library/nginx:latest");
-        assert_eq!(k.reference_text, "nginx");
-        assert_eq!(parse_key("[]nginx").unwrap().namespace, None);
-        for bad in [
-            "[Team]nginx",
-            "[a b]nginx",
-            "[-a]nginx",
-            "[a.b]nginx",
-            "[ns/x]nginx",
-            "[naïve]nginx",
-        ] {
-            assert!(
-                matches!(parse_key(bad), Err(KeyError::InvalidNamespace(_))),
-                "{bad}"
-            );
-        }
-        assert_eq!(parse_key("[ns"), Err(KeyError::UnterminatedPrefix));
-        assert!(matches!(
-            parse_key("[ns]"),
-            Err(KeyError::InvalidReference(_))
-        ));
-        assert!(matches!(
-            parse_key(&"a".repeat(2000)),
-            Err(KeyError::TooLong(2000))
-        ));
-    }
-
-    #[test]
-    fn plan_dedupes_keys_and_subjects() {
-        let plan = KeyPlan::new(
-            [
-                "nginx",
-                "docker.io/library/nginx:latest",
-                "nginx",
-                "[ns]nginx",
-                "B@D",
-            ]
-            .map(String::from)
-            .to_vec(),
-        );
-        let keys: Vec<&str> = plan.items.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(
-            keys,
-            [
-                "nginx",
-                "docker.io/library/nginx:latest",
-                "[ns]nginx",
-                "B@D"
-            ]
-        );
-        assert_eq!(plan.subjects.len(), 2);
-        assert_eq!(plan.items[0].1, Ok(0));
-        assert_eq!(plan.items[1].1, Ok(0));
-        assert_eq!(plan.items[2].1, Ok(1));
-        assert!(plan.items[3].1.is_err());
-    }
-
-    #[test]
     fn to_json_writes_what_serde_writes() {
         let odd = "k\"ey\\ \u{e9}\u{1}\n</script>";
         let value = ItemValue::write_with(|out| out.push_str(r#"{"isSuccess":true,"s":"\u00e9"}"#));
@@ -692,77 +449,5 @@ mod tests {
                 .unwrap();
         assert_eq!(s["response"]["systemError"], "boom");
         assert!(s["response"].get("items").is_none());
-    }
-}
-
-#[cfg(test)]
-mod memo_tests {
-    use super::*;
-
-    #[test]
-    fn memoised_parses_equal_the_parser_beyond_the_memo_size() {
-        // More distinct keys than the memo holds, each asked twice: every answer is the full
-        // parser's, including after shards were emptied.
-        for round in 0..2 {
-            for n in 0..(MEMO_PER_SHARD * MEMO_SHARDS + 300) {
-                let text = match n % 4 {
-                    0 => format!("reg.example:5000/team/app{n}@sha256:{n:064x}"),
-                    1 => format!("app{n}:v{n}"),
-                    2 => format!("[ns-{n}]ghcr.io/o/app{n}:t@sha256:{n:064x}"),
-                    _ => format!("[]app{n}"),
-                };
-                let memo = parse_key(&text).unwrap();
-                assert_eq!(
-                    *memo,
-                    parse_key_uncached(&text).unwrap(),
-                    "round {round}: {text}"
-                );
-                assert_eq!(memo.normalised, memo.reference.to_string());
-                assert_eq!(
-                    memo.subject.as_ref().map(|s| s.digest()),
-                    memo.reference.digest()
-                );
-            }
-        }
-        assert!(parse_key("UPPER/Case:bad tag").is_err());
-        assert!(
-            parse_key("UPPER/Case:bad tag").is_err(),
-            "a failure was memoised"
-        );
-    }
-
-    #[test]
-    fn small_and_large_plans_dedupe_alike() {
-        let base = [
-            "nginx",
-            "docker.io/library/nginx:latest",
-            "[team-a]nginx",
-            "nginx",
-            "not a reference",
-            "[]nginx",
-            "reg.io/a@sha256:0000000000000000000000000000000000000000000000000000000000000000",
-        ];
-        let small: Vec<String> = base.iter().map(|s| s.to_string()).collect();
-        let plan = KeyPlan::new(small.clone());
-        // Padded past the linear limit with distinct keys, the first items must plan the same.
-        let mut large = small.clone();
-        large.extend((0..LINEAR_DEDUP_KEYS).map(|n| format!("pad/app{n}")));
-        large.extend(small);
-        let big = KeyPlan::new(large);
-        assert_eq!(big.items.len(), plan.items.len() + LINEAR_DEDUP_KEYS);
-        assert_eq!(&big.items[..plan.items.len()], &plan.items[..]);
-        let names = |p: &KeyPlan| -> Vec<String> {
-            p.subjects
-                .iter()
-                .map(|s| format!("{:?}{}", s.namespace, s.normalised))
-                .collect()
-        };
-        assert_eq!(names(&plan), names(&big)[..plan.subjects.len()].to_vec());
-        assert_eq!(plan.items.len(), 6, "one duplicate key dropped");
-        assert_eq!(
-            plan.subjects.len(),
-            3,
-            "nginx (3 spellings), [team-a]nginx, reg.io/a"
-        );
     }
 }
