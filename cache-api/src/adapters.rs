@@ -271,11 +271,9 @@ impl StoreVerdictCache {
 impl VerdictCache for StoreVerdictCache {
     fn get_memory(&self, key: &SubjectKey, now: DateTime<Utc>) -> Option<Arc<ServedVerdict>> {
         let (_, fingerprint) = self.scopes.scope(key.namespace());
-        let current = |v: &Arc<ServedVerdict>| v.result().trust_config_fingerprint == fingerprint;
         self.hot
-            .get(key, now)
-            .filter(current)
-            .or_else(|| self.denies.get(key, now).filter(current))
+            .get(key, now, fingerprint)
+            .or_else(|| self.denies.get(key, now, fingerprint))
     }
 
     fn get_stored(
@@ -313,11 +311,6 @@ impl VerdictCache for StoreVerdictCache {
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<(), CacheError> {
         let result = verdict.result();
-        // The earlier of the evidence's end (as `StoredVerdict::new` takes it) and the caller's.
-        let expires_at = match (result.valid_until(), expires_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
         if !result.is_success {
             self.hot.invalidate(key);
             self.denies.insert(key, Arc::clone(verdict), expires_at);

@@ -163,14 +163,27 @@ impl HotVerdicts {
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The entry for `key` if it is still valid at `now` (an expired one is dropped).
-    pub fn get(&self, key: &SubjectKey, now: DateTime<Utc>) -> Option<Arc<ServedVerdict>> {
+    /// The entry for `key` if it may be served at `now` under the trust configuration with
+    /// `fingerprint` ([`VerificationResult::servable`]); one that may not is dropped.
+    ///
+    /// [`VerificationResult::servable`]: verdict_scanner::report::VerificationResult::servable
+    pub fn get(
+        &self,
+        key: &SubjectKey,
+        now: DateTime<Utc>,
+        fingerprint: &str,
+    ) -> Option<Arc<ServedVerdict>> {
         if self.per_shard == 0 {
             return None;
         }
         let mut shard = self.shard(key);
         let entry = shard.map.get(key)?;
-        if entry.expires_at.is_some_and(|at| now >= at) {
+        if entry
+            .result
+            .result()
+            .servable(entry.expires_at, now, fingerprint)
+            .is_err()
+        {
             shard.remove(key);
             return None;
         }
@@ -273,18 +286,23 @@ mod tests {
         let now = Utc::now();
         let at = now + chrono::Duration::seconds(10);
         hot.insert(&key(1), result("a"), Some(at));
-        assert!(hot.get(&key(1), now).is_some());
+        assert!(hot.get(&key(1), now, "fp").is_some());
         assert!(
-            hot.get(&key(1), at - chrono::Duration::milliseconds(1))
+            hot.get(&key(1), at - chrono::Duration::milliseconds(1), "fp")
                 .is_some()
         );
-        assert!(hot.get(&key(1), at).is_none(), "served at its expiry");
+        assert!(hot.get(&key(1), at, "fp").is_none(), "served at its expiry");
         assert!(hot.is_empty(), "expired entry kept");
         hot.insert(&key(2), result("b"), None);
         assert!(
-            hot.get(&key(2), now + chrono::Duration::days(3650))
+            hot.get(&key(2), now + chrono::Duration::days(3650), "fp")
                 .is_some()
         );
+        assert!(
+            hot.get(&key(2), now, "another configuration").is_none(),
+            "served under another trust configuration"
+        );
+        assert!(hot.is_empty(), "an entry of another configuration kept");
     }
 
     #[test]
@@ -305,11 +323,11 @@ mod tests {
         // Every held key answers with its own result, and invalidating all of them empties it.
         let mut held = 0;
         for n in 0..5_000 {
-            if let Some(r) = hot.get(&key(n), now) {
+            if let Some(r) = hot.get(&key(n), now, "fp") {
                 assert_eq!(r.result().subject, n.to_string());
                 held += 1;
                 assert!(hot.invalidate(&key(n)));
-                assert!(hot.get(&key(n), now).is_none());
+                assert!(hot.get(&key(n), now, "fp").is_none());
             }
         }
         assert_eq!(held, before);
@@ -324,18 +342,21 @@ mod tests {
         hot.invalidate(&key(3)); // e.g. the verdict was revoked while the store read ran
         hot.insert_if_unchanged(seen, &key(3), result("stale"), None);
         assert!(
-            hot.get(&key(3), now).is_none(),
+            hot.get(&key(3), now, "fp").is_none(),
             "revoked verdict re-inserted"
         );
         let seen = hot.generation(&key(3));
         hot.insert_if_unchanged(seen, &key(3), result("fresh"), None);
-        assert_eq!(hot.get(&key(3), now).unwrap().result().subject, "fresh");
+        assert_eq!(
+            hot.get(&key(3), now, "fp").unwrap().result().subject,
+            "fresh"
+        );
     }
 
     #[test]
     fn zero_capacity_disables_it() {
         let hot = HotVerdicts::new(0);
         hot.insert(&key(1), result("a"), None);
-        assert!(hot.get(&key(1), Utc::now()).is_none());
+        assert!(hot.get(&key(1), Utc::now(), "fp").is_none());
     }
 }

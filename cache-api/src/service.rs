@@ -25,7 +25,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span, warn};
 use verdict_scanner::registry::{Digest, ImageReference, RegistryError};
-use verdict_scanner::report::VerificationResult;
+use verdict_scanner::report::{DenyLifetimes, Retention, VerificationResult};
 use verdict_scanner::subject::{Namespace, SubjectKey};
 
 use crate::config::ServiceConfig;
@@ -173,14 +173,14 @@ impl MemoryVerdictCache {
 impl VerdictCache for MemoryVerdictCache {
     fn get_memory(&self, key: &SubjectKey, now: DateTime<Utc>) -> Option<Arc<ServedVerdict>> {
         let mut entries = self.lock();
-        match entries.get(key) {
-            Some((_, Some(expires))) if now >= *expires => {
-                entries.remove(key);
-                None
-            }
-            Some((verdict, _)) => Some(Arc::clone(verdict)),
-            None => None,
+        let (verdict, expires_at) = entries.get(key)?;
+        // No trust configuration here: a verdict is served under the one it was computed under.
+        let own = &verdict.result().trust_config_fingerprint;
+        if verdict.result().servable(*expires_at, now, own).is_err() {
+            entries.remove(key);
+            return None;
         }
+        Some(Arc::clone(verdict))
     }
 
     fn put(
@@ -950,8 +950,8 @@ impl Inner {
         drop(done);
     }
 
-    /// Caches an allow until its evidence expires, a deny for `deny_ttl` and a deny that may
-    /// change within seconds for `pending_deny_ttl`. A backend failure is logged (the verdict is
+    /// Keeps the verdict for as long as [`VerificationResult::retention`] says (`deny_ttl` and
+    /// `pending_deny_ttl` are its deny lifetimes). A backend failure is logged (the verdict is
     /// still answered: it was computed now); a store that does not acknowledge within
     /// `store_timeout` is an error, so the answer fails closed instead of waiting on it.
     async fn store(
@@ -959,28 +959,14 @@ impl Inner {
         key: &SubjectKey,
         verdict: Arc<ServedVerdict>,
     ) -> Result<(), VerifyError> {
-        let now = Utc::now();
-        let result = verdict.result();
-        let expires_at = if result.is_success {
-            result.valid_until()
-        } else {
-            let ttl = if result.is_provisional_deny() {
-                self.config.pending_deny_ttl
-            } else {
-                self.config.deny_ttl
-            };
-            if ttl.is_zero() {
-                return Ok(());
-            }
-            let cap = chrono::Duration::from_std(ttl)
-                .ok()
-                .and_then(|d| now.checked_add_signed(d))
-                .unwrap_or(DateTime::<Utc>::MAX_UTC);
-            Some(result.valid_until().map_or(cap, |v| v.min(cap)))
+        let lifetimes = DenyLifetimes {
+            definitive: self.config.deny_ttl,
+            provisional: self.config.pending_deny_ttl,
         };
-        if expires_at.is_some_and(|e| e <= now) {
+        let Retention::Keep { expires_at } = verdict.result().retention(Utc::now(), &lifetimes)
+        else {
             return Ok(());
-        }
+        };
         let until = Instant::now() + self.config.store_timeout;
         let stalled = || {
             metrics::counter!(m::CACHE_ERRORS, "op" => "put_timeout").increment(1);

@@ -222,6 +222,80 @@ impl VerificationResult {
     pub fn valid_until(&self) -> Option<DateTime<Utc>> {
         self.evidence.iter().filter_map(|e| e.valid_until).min()
     }
+
+    /// Until when this verdict, computed at `now`, may be served: an allow until its evidence
+    /// expires; a deny for its lifetime in `denies` (provisional or definitive), never past its
+    /// evidence. [`Retention::Discard`] when it must not be kept at all (a zero lifetime, or
+    /// evidence that has already expired). The one place verdict lifetimes are decided.
+    pub fn retention(&self, now: DateTime<Utc>, denies: &DenyLifetimes) -> Retention {
+        let evidence = self.valid_until();
+        let expires_at = if self.is_success {
+            evidence
+        } else {
+            let ttl = if self.is_provisional_deny() {
+                denies.provisional
+            } else {
+                denies.definitive
+            };
+            if ttl.is_zero() {
+                return Retention::Discard;
+            }
+            let cap = chrono::Duration::from_std(ttl)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            Some(evidence.map_or(cap, |e| e.min(cap)))
+        };
+        match expires_at {
+            Some(at) if at <= now => Retention::Discard,
+            expires_at => Retention::Keep { expires_at },
+        }
+    }
+
+    /// Whether this verdict, kept until `expires_at` (from [`Self::retention`]), may be served
+    /// at `now` to a caller whose trust configuration has fingerprint `current_fingerprint`. Every
+    /// layer that holds verdicts (memory maps, the store) asks this and nothing else.
+    pub fn servable(
+        &self,
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        current_fingerprint: &str,
+    ) -> Result<(), Unservable> {
+        if self.trust_config_fingerprint != current_fingerprint {
+            Err(Unservable::OtherTrustConfig)
+        } else if expires_at.is_some_and(|e| now >= e) {
+            Err(Unservable::Expired)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// How long denies are kept (allows are bounded by their evidence alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DenyLifetimes {
+    /// A deny that will not change without a configuration change (bad signature, untrusted key).
+    pub definitive: std::time::Duration,
+    /// A deny that may turn into an allow within seconds ([`VerificationResult::is_provisional_deny`]).
+    pub provisional: std::time::Duration,
+}
+
+/// What [`VerificationResult::retention`] decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Do not keep the verdict: answer it once.
+    Discard,
+    /// Keep it until `expires_at` (`None`: no bound, an allow resting on non-expiring keys).
+    Keep { expires_at: Option<DateTime<Utc>> },
+}
+
+/// Why [`VerificationResult::servable`] refuses a kept verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unservable {
+    /// Its lifetime has ended.
+    Expired,
+    /// It was computed under another trust configuration.
+    OtherTrustConfig,
 }
 
 #[cfg(test)]
@@ -273,5 +347,104 @@ mod tests {
         let p = ArtifactPolicy::from_map([(NOTATION, Rule::Any), ("default", Rule::All)]);
         assert!(!p.decide(&[report(COSIGN, true)]), "notation is required");
         assert!(p.decide(&[report(COSIGN, true), report(NOTATION, true)]));
+    }
+
+    fn decided(
+        reports: Vec<VerifierReport>,
+        valid_until: Option<DateTime<Utc>>,
+    ) -> VerificationResult {
+        let evidence = valid_until
+            .map(|v| Evidence {
+                verifier_name: "v".into(),
+                artifact_type: NOTATION.into(),
+                reference_digest: "sha256:11".into(),
+                envelope_digest: "sha256:22".into(),
+                fingerprints: BTreeSet::new(),
+                valid_until: Some(v),
+            })
+            .into_iter()
+            .collect();
+        VerificationResult::decide(
+            "r.io/app@sha256:aa".into(),
+            "sha256:aa".into(),
+            reports,
+            evidence,
+            &ArtifactPolicy::default(),
+            "fp".into(),
+            Utc::now(),
+        )
+    }
+
+    #[test]
+    fn retention_bounds_allows_by_evidence_and_denies_by_their_lifetime() {
+        let now = Utc::now();
+        let hour = chrono::Duration::hours(1);
+        let denies = DenyLifetimes {
+            definitive: std::time::Duration::from_secs(60),
+            provisional: std::time::Duration::from_secs(3),
+        };
+        let allow = decided(vec![report(NOTATION, true)], Some(now + hour));
+        assert_eq!(
+            allow.retention(now, &denies),
+            Retention::Keep {
+                expires_at: Some(now + hour)
+            }
+        );
+        let unbounded = decided(vec![report(NOTATION, true)], None);
+        assert_eq!(
+            unbounded.retention(now, &denies),
+            Retention::Keep { expires_at: None }
+        );
+        let expired = decided(vec![report(NOTATION, true)], Some(now));
+        assert_eq!(expired.retention(now, &denies), Retention::Discard);
+
+        let deny = decided(vec![report(NOTATION, false)], None);
+        assert_eq!(
+            deny.retention(now, &denies),
+            Retention::Keep {
+                expires_at: Some(now + chrono::Duration::seconds(60))
+            }
+        );
+        let soon = decided(
+            vec![report(NOTATION, false)],
+            Some(now + chrono::Duration::seconds(5)),
+        );
+        assert_eq!(
+            soon.retention(now, &denies),
+            Retention::Keep {
+                expires_at: Some(now + chrono::Duration::seconds(5))
+            },
+            "a lifetime never outlives the evidence"
+        );
+        let mut unsigned = report("", false);
+        unsigned.error_reason = ERROR_NO_VERIFIER_REPORT.into();
+        let provisional = decided(vec![unsigned], None);
+        assert_eq!(
+            provisional.retention(now, &denies),
+            Retention::Keep {
+                expires_at: Some(now + chrono::Duration::seconds(3))
+            }
+        );
+        let none = DenyLifetimes {
+            provisional: std::time::Duration::ZERO,
+            ..denies
+        };
+        assert_eq!(provisional.retention(now, &none), Retention::Discard);
+    }
+
+    #[test]
+    fn servable_needs_the_current_configuration_and_an_unexpired_lifetime() {
+        let now = Utc::now();
+        let v = decided(vec![report(NOTATION, true)], None);
+        assert_eq!(v.servable(None, now, "fp"), Ok(()));
+        assert_eq!(
+            v.servable(Some(now + chrono::Duration::seconds(1)), now, "fp"),
+            Ok(())
+        );
+        assert_eq!(v.servable(Some(now), now, "fp"), Err(Unservable::Expired));
+        assert_eq!(
+            v.servable(None, now, "other"),
+            Err(Unservable::OtherTrustConfig)
+        );
     }
 }

@@ -4,6 +4,7 @@ mod store_support;
 
 use chrono::{Duration, Utc};
 use store_support::*;
+use verdict_scanner::report::{DenyLifetimes, Retention};
 use verdict_scanner::store::{
     Lookup, MissReason, OpenOutcome, SignerKind, StoreError, SubjectKey, TagKey, VerdictStore,
 };
@@ -82,11 +83,18 @@ fn expiry_comes_from_evidence_validity_and_from_a_caller_ttl() {
         Lookup::Miss(MissReason::Expired)
     );
 
-    // A deny with no bounded evidence, given a 30 s TTL by the caller.
+    // A deny with no bounded evidence, kept for its 30 s lifetime.
     let d = key(2);
     let mut deny = allow(&d, &[], None);
     deny.result.is_success = false;
-    let deny = deny.with_ttl(now, std::time::Duration::from_secs(30));
+    let lifetimes = DenyLifetimes {
+        definitive: std::time::Duration::from_secs(30),
+        provisional: std::time::Duration::from_secs(30),
+    };
+    let Retention::Keep { expires_at } = deny.result.retention(now, &lifetimes) else {
+        panic!("a deny with a lifetime is kept");
+    };
+    deny.expires_at = expires_at;
     assert_eq!(deny.expires_at, Some(now + Duration::seconds(30)));
     store.put(&d, &deny).unwrap();
     assert!(
@@ -96,11 +104,6 @@ fn expiry_comes_from_evidence_validity_and_from_a_caller_ttl() {
         store.get(&d, TRUST, now + Duration::seconds(30)).unwrap(),
         Lookup::Miss(MissReason::Expired)
     );
-    // A TTL never extends an earlier evidence bound.
-    let capped = v
-        .clone()
-        .with_ttl(now, std::time::Duration::from_secs(86_400));
-    assert_eq!(capped.expires_at, Some(now + Duration::hours(1)));
 }
 
 #[test]

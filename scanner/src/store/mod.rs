@@ -38,37 +38,39 @@ pub use signer::{SignerKind, VerdictSigner};
 pub use sled_store::{DEFAULT_CACHE_MIB, OpenOutcome, SledStore, StoreOptions};
 
 use crate::registry::Digest;
-use crate::report::VerificationResult;
+use crate::report::{Unservable, VerificationResult};
 
-/// A verdict as stored: the result and the instant after which it must not be served.
+/// A verdict as stored: the result and the instant after which it must not be served (from
+/// [`VerificationResult::retention`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredVerdict {
     pub result: VerificationResult,
-    /// `None` = no bound from the evidence (only sensible for allows resting on non-expiring keys;
-    /// give denies a TTL with [`StoredVerdict::with_ttl`]).
+    /// `None` = no bound (an allow resting on non-expiring keys).
     pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl StoredVerdict {
-    /// The result, expiring when its earliest evidence stops being valid.
+    /// The result, expiring when its earliest evidence stops being valid (an allow's retention).
     pub fn new(result: VerificationResult) -> Self {
         let expires_at = result.valid_until();
         StoredVerdict { result, expires_at }
     }
 
-    /// Caps the expiry at `now + ttl` (e.g. a short TTL for a definitive deny).
-    pub fn with_ttl(mut self, now: DateTime<Utc>, ttl: std::time::Duration) -> Self {
-        let cap = chrono::Duration::from_std(ttl)
-            .ok()
-            .and_then(|d| now.checked_add_signed(d))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        self.expires_at = Some(self.expires_at.map_or(cap, |e| e.min(cap)));
-        self
+    /// Whether it may be served at `now` under `current_fingerprint`
+    /// ([`VerificationResult::servable`]).
+    pub fn servable(
+        &self,
+        now: DateTime<Utc>,
+        current_fingerprint: &str,
+    ) -> Result<(), Unservable> {
+        self.result
+            .servable(self.expires_at, now, current_fingerprint)
     }
 
-    /// True from `expires_at` on.
+    /// True when it can never be served again: its lifetime has ended at `now`.
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
-        self.expires_at.is_some_and(|e| now >= e)
+        let own = &self.result.trust_config_fingerprint;
+        self.servable(now, own) == Err(Unservable::Expired)
     }
 
     /// Every key/certificate fingerprint the verdict rests on (the revocation index keys).

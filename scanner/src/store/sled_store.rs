@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 
 use crate::registry::Digest;
+use crate::report::Unservable;
 
 use super::codec::{self, Id, META_COUNT, META_INDEX_DIRTY, META_SCHEMA, Meta, PREFIX_ENTRY};
 use super::{
@@ -637,13 +638,11 @@ impl VerdictStore for SledStore {
             Ok((_, v)) => v,
             Err(reason) => return Ok(Lookup::Miss(reason)),
         };
-        if verdict.result.trust_config_fingerprint != trust_config_fingerprint {
-            return Ok(Lookup::Miss(MissReason::OtherTrustConfig));
-        }
-        if verdict.is_expired(now) {
-            return Ok(Lookup::Miss(MissReason::Expired));
-        }
-        Ok(Lookup::Hit(verdict))
+        Ok(match verdict.servable(now, trust_config_fingerprint) {
+            Ok(()) => Lookup::Hit(verdict),
+            Err(Unservable::Expired) => Lookup::Miss(MissReason::Expired),
+            Err(Unservable::OtherTrustConfig) => Lookup::Miss(MissReason::OtherTrustConfig),
+        })
     }
 
     fn put_many(&self, entries: &[(SubjectKey, StoredVerdict)]) -> Result<(), StoreError> {
