@@ -166,7 +166,7 @@ pub struct ServeArgs {
     pub pending_deny_ttl_ms: u64,
 
     /// Denies remembered in memory (never on disk); when full, a random one is forgotten.
-    #[arg(long, env = "VERDICT_DENY_CACHE_ENTRIES", default_value_t = verdict_cache_api::adapters::DEFAULT_DENY_ENTRIES)]
+    #[arg(long, env = "VERDICT_DENY_CACHE_ENTRIES", default_value_t = verdict_cache_api::store_cache::DEFAULT_DENY_ENTRIES)]
     pub deny_cache_entries: usize,
 
     /// Inline verifications running at once (misses beyond it queue).
@@ -222,7 +222,7 @@ pub struct ServeArgs {
     pub max_concurrent_streams: u32,
 
     /// Verdicts kept decoded and rendered in memory in front of the store (≈ 2.5 KiB each; 0 turns it off).
-    #[arg(long, env = "VERDICT_MEMORY_CACHE_ENTRIES", default_value_t = verdict_cache_api::adapters::DEFAULT_MEMORY_ENTRIES)]
+    #[arg(long, env = "VERDICT_MEMORY_CACHE_ENTRIES", default_value_t = verdict_cache_api::store_cache::DEFAULT_MEMORY_ENTRIES)]
     pub memory_cache_entries: usize,
 
     /// The store's own page cache, in MiB (sled `cache_capacity`; it uses 2–3× this in practice).

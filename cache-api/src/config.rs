@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::CacheApiError;
+use crate::error::Error;
 
 /// The whole cache-API configuration (listeners, TLS, request limits, lookup behaviour).
 #[derive(Debug, Clone)]
@@ -83,10 +83,10 @@ impl Config {
     }
 
     /// Rejects values that cannot work, naming the field and the fix.
-    pub fn validate(&self) -> Result<(), CacheApiError> {
+    pub fn validate(&self) -> Result<(), Error> {
         let positive = |field: &'static str, d: Duration| {
             if d.is_zero() {
-                Err(CacheApiError::Config {
+                Err(Error::Config {
                     field,
                     reason: "must be greater than zero".into(),
                 })
@@ -114,26 +114,26 @@ impl Config {
             ),
         ] {
             if !ok {
-                return Err(CacheApiError::Config {
+                return Err(Error::Config {
                     field,
                     reason: "must be at least 1".into(),
                 });
             }
         }
         if self.max_body_bytes == 0 {
-            return Err(CacheApiError::Config {
+            return Err(Error::Config {
                 field: "max_body_bytes",
                 reason: "must be at least 1".into(),
             });
         }
         if self.max_connections == 0 {
-            return Err(CacheApiError::Config {
+            return Err(Error::Config {
                 field: "max_connections",
                 reason: "must be at least 1".into(),
             });
         }
         if self.listen == self.ops_listen && self.listen.port() != 0 {
-            return Err(CacheApiError::Config {
+            return Err(Error::Config {
                 field: "ops_listen",
                 reason: format!(
                     "{} is also the HTTPS listen address; use another port for health and metrics",
@@ -218,12 +218,12 @@ impl Default for ServiceConfig {
 
 impl ServiceConfig {
     /// Rejects values that cannot work, naming the field and the fix.
-    pub fn validate(&self) -> Result<(), CacheApiError> {
+    pub fn validate(&self) -> Result<(), Error> {
         let nonzero = |field: &'static str, ok: bool| {
             if ok {
                 Ok(())
             } else {
-                Err(CacheApiError::Config {
+                Err(Error::Config {
                     field,
                     reason: "must be greater than zero".into(),
                 })
@@ -254,7 +254,7 @@ impl ServiceConfig {
             self.max_store_operations > 0,
         )?;
         if self.verification_timeout < self.verify_deadline {
-            return Err(CacheApiError::Config {
+            return Err(Error::Config {
                 field: "service.verification_timeout",
                 reason: format!(
                     "{:?} is shorter than service.verify_deadline {:?}; a verification must be allowed to outlive the request",

@@ -5,34 +5,39 @@
 //! - [`wire`]: the Gatekeeper and Ratify wire formats, and only there: the envelope and request
 //!   limits, key parsing (`[namespace]` prefix, Docker normalisation, dedupe) in [`wire::keys`],
 //!   Ratify's v1/v2 item values (rendered once per verdict) in [`wire::ratify`].
-//! - [`service`]: [`VerdictService`], the lookup core: cache hit, or inline verification with a
-//!   deadline, single-flight, bounded concurrency and deny-only negative caching.
+//! - [`service`]: [`VerdictService`], the lookup core: memory, then the store (bounded, on the
+//!   blocking pool), then inline verification (deadline, single-flight, bounded per registry).
+//! - [`cache`]: the [`VerdictCache`] trait and [`ServedVerdict`]; [`store_cache`]: the signed
+//!   sled store behind it, with [`verdict_map`]'s bounded memory maps in front.
+//! - [`verification`]: the miss path's ports and the scanner behind them.
+//! - [`error`]: the one [`Error`] type (startup, whole-request and per-key failures).
 //! - [`tls`]: rustls server configuration (aws-lc-rs, TLS 1.3 only) reloaded from PEM files.
-//! - [`ops`]: health, readiness and Prometheus metrics.
+//! - [`ops`]: health, readiness and Prometheus metrics; [`upkeep`]: store sweeps.
 //! - [`server`]: [`CacheApi`], binding both listeners and serving until cancelled.
 
-pub mod adapters;
+pub mod cache;
 pub mod config;
 pub mod error;
-mod flight;
-pub mod hot;
 pub mod metrics;
 pub mod ops;
 pub mod server;
 pub mod service;
+mod single_flight;
+pub mod store_cache;
 pub mod tls;
 pub mod upkeep;
+pub mod verdict_map;
+pub mod verification;
 pub mod wire;
 
+pub use cache::{MemoryVerdictCache, ServedVerdict, VerdictCache};
 pub use config::{Config, Limits, ServiceConfig, TlsSettings};
-pub use error::CacheApiError;
+pub use error::Error;
 pub use ops::{Ops, Readiness};
 pub use server::CacheApi;
-pub use service::{
-    CacheError, Endpoint, InlineVerifier, KeyFailure, MemoryVerdictCache, ResolveError,
-    ServedVerdict, TagResolver, VerdictCache, VerdictService, VerifyError,
-};
+pub use service::{Endpoint, VerdictService};
 pub use verdict_scanner::subject::SubjectKey;
+pub use verification::{InlineVerifier, TagResolver};
 
 /// Caps glibc's malloc arenas at `n` (`mallopt(M_ARENA_MAX)`); call before starting threads.
 /// A no-op elsewhere than glibc Linux.

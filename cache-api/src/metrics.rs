@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::error::CacheApiError;
+use crate::error::Error;
 
 /// Histogram: time to answer one key, labelled `result` = `hit` | `miss`.
 pub const LOOKUP_DURATION: &str = "verdict_lookup_duration_seconds";
@@ -53,7 +53,7 @@ static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
 /// Installs the Prometheus recorder as the process's `metrics` recorder (once; later calls
 /// return the same handle). Lookup durations are histograms with [`LOOKUP_BUCKETS`]. Fails when
 /// another recorder was installed first.
-pub fn prometheus_recorder() -> Result<PrometheusHandle, CacheApiError> {
+pub fn prometheus_recorder() -> Result<PrometheusHandle, Error> {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
@@ -68,7 +68,7 @@ pub fn prometheus_recorder() -> Result<PrometheusHandle, CacheApiError> {
             Ok(handle)
         })
         .clone()
-        .map_err(|reason| CacheApiError::Metrics { reason })
+        .map_err(|reason| Error::Metrics { reason })
 }
 
 fn describe() {

@@ -14,7 +14,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::CacheApiError;
+use crate::error::Error;
 
 /// Named readiness conditions (e.g. `store`, `config`, `cache_api`); ready when all are met.
 /// Cheap to clone; every clone shares the conditions.
@@ -115,7 +115,7 @@ pub async fn serve(
     listener: TcpListener,
     ops: Ops,
     cancel: CancellationToken,
-) -> Result<(), CacheApiError> {
+) -> Result<(), Error> {
     let handle = ops.metrics.clone();
     let upkeep_cancel = cancel.clone();
     let upkeep = tokio::spawn(async move {
@@ -130,7 +130,7 @@ pub async fn serve(
     let result = axum::serve(listener, router(ops))
         .with_graceful_shutdown(cancel.cancelled_owned())
         .await
-        .map_err(|e| CacheApiError::Serve {
+        .map_err(|e| Error::Serve {
             what: "operations",
             reason: e.to_string(),
         });

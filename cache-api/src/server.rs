@@ -28,12 +28,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::error::CacheApiError;
+use crate::error::Error;
 use crate::metrics as m;
 use crate::ops::{self, Ops};
 use crate::service::{Endpoint, VerdictService};
 use crate::tls::TlsReloader;
-use crate::wire::{ProviderResponse, RequestError};
+use crate::wire::ProviderResponse;
 
 /// The readiness condition this server sets while it accepts connections.
 pub const READINESS_CONDITION: &str = "cache_api";
@@ -62,22 +62,24 @@ pub struct CacheApi {
 
 impl CacheApi {
     /// Loads TLS and binds both listeners (port 0 picks a free port; see [`CacheApi::local_addr`]).
-    pub async fn bind(
-        config: Config,
-        service: VerdictService,
-        ops: Ops,
-    ) -> Result<Self, CacheApiError> {
+    pub async fn bind(config: Config, service: VerdictService, ops: Ops) -> Result<Self, Error> {
         config.validate()?;
         ops.readiness.set(READINESS_CONDITION, false);
         let tls = TlsReloader::load(&config.tls)?;
         let bind = |what: &'static str, addr: SocketAddr| async move {
             let l = TcpListener::bind(addr)
                 .await
-                .map_err(|source| CacheApiError::Bind { what, addr, source })?;
-            let local =
-                l.local_addr()
-                    .map_err(|source| CacheApiError::Bind { what, addr, source })?;
-            Ok::<_, CacheApiError>((l, local))
+                .map_err(|source| Error::Bind {
+                    what,
+                    addr,
+                    source: Arc::new(source),
+                })?;
+            let local = l.local_addr().map_err(|source| Error::Bind {
+                what,
+                addr,
+                source: Arc::new(source),
+            })?;
+            Ok::<_, Error>((l, local))
         };
         let (listener, local_addr) = bind("HTTPS", config.listen).await?;
         let (ops_listener, ops_addr) = bind("operations", config.ops_listen).await?;
@@ -99,7 +101,7 @@ impl CacheApi {
         service: VerdictService,
         ops: Ops,
         cancel: CancellationToken,
-    ) -> Result<(), CacheApiError> {
+    ) -> Result<(), Error> {
         Self::bind(config, service, ops).await?.run(cancel).await
     }
 
@@ -120,7 +122,7 @@ impl CacheApi {
 
     /// Serves both listeners and reloads TLS files until `cancel`; then stops accepting, lets
     /// open requests finish for up to `shutdown_grace`, and returns.
-    pub async fn run(self, cancel: CancellationToken) -> Result<(), CacheApiError> {
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), Error> {
         let CacheApi {
             config,
             service,
@@ -142,7 +144,7 @@ impl CacheApi {
         let _ = reloader.await;
         match ops_task.await {
             Ok(r) => r,
-            Err(e) => Err(CacheApiError::Serve {
+            Err(e) => Err(Error::Serve {
                 what: "operations",
                 reason: e.to_string(),
             }),
@@ -262,9 +264,8 @@ async fn external_data(AppState(state): AppState, endpoint: Endpoint, req: Reque
     let (parts, body) = req.into_parts();
     let Some(_in_flight) = state.in_flight.try_take(1) else {
         metrics::counter!(m::REQUESTS_SHED, "limit" => "in_flight").increment(1);
-        let busy = RequestError::Overloaded(
-            "every request slot is taken (--max-in-flight-requests)".into(),
-        );
+        let busy =
+            Error::Overloaded("every request slot is taken (--max-in-flight-requests)".into());
         return json(
             StatusCode::OK,
             &state.service.handle(endpoint, Err(busy)).await,
@@ -328,13 +329,13 @@ async fn read_body<'a>(
     read_timeout: Duration,
     budget: &'a Budget,
     held: &mut Option<Taken<'a>>,
-) -> Result<Bytes, RequestError> {
+) -> Result<Bytes, Error> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(len) = declared.filter(|len| *len > DRAIN_LIMIT) {
-        return Err(RequestError::TooLarge {
+        return Err(Error::BodyTooLarge {
             limit,
             size: Some(len),
         });
@@ -345,7 +346,7 @@ async fn read_body<'a>(
         let mut buf = BytesMut::new();
         let mut total: u64 = 0;
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| RequestError::Read(e.to_string()))?;
+            let frame = frame.map_err(|e| Error::BodyRead(e.to_string()))?;
             let Ok(data) = frame.into_data() else {
                 continue;
             };
@@ -361,7 +362,7 @@ async fn read_body<'a>(
             if charged > 0 {
                 let Some(permit) = budget.try_take(charged as usize) else {
                     metrics::counter!(m::REQUESTS_SHED, "limit" => "buffered_bytes").increment(1);
-                    return Err(RequestError::Overloaded(
+                    return Err(Error::Overloaded(
                         "request bodies being read fill the buffer budget (--max-buffered-mib)"
                             .into(),
                     ));
@@ -382,7 +383,7 @@ async fn read_body<'a>(
             }
         }
         if total > limit as u64 {
-            return Err(RequestError::TooLarge {
+            return Err(Error::BodyTooLarge {
                 limit,
                 size: Some(total),
             });
@@ -391,7 +392,7 @@ async fn read_body<'a>(
     };
     tokio::time::timeout(read_timeout, read)
         .await
-        .unwrap_or(Err(RequestError::ReadTimeout(read_timeout)))
+        .unwrap_or(Err(Error::BodyTimeout(read_timeout)))
 }
 
 async fn accept_loop(

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 use crate::config::TlsSettings;
-use crate::error::CacheApiError;
+use crate::error::Error;
 use crate::metrics as m;
 
 /// ALPN protocols offered: HTTP/2 and HTTP/1.1 (Gatekeeper's Go client uses HTTP/1.1).
@@ -60,7 +60,7 @@ pub enum ReloadOutcome {
     Unchanged,
     Reloaded,
     /// The files changed but do not load; the previous configuration stays in use.
-    Failed(CacheApiError),
+    Failed(Error),
 }
 
 struct Files {
@@ -70,12 +70,12 @@ struct Files {
 }
 
 impl Files {
-    fn read(settings: &TlsSettings) -> Result<Self, CacheApiError> {
+    fn read(settings: &TlsSettings) -> Result<Self, Error> {
         let read = |what: &'static str, path: &Path| {
-            std::fs::read(path).map_err(|source| CacheApiError::ReadFile {
+            std::fs::read(path).map_err(|source| Error::ReadFile {
                 what,
                 path: path.to_owned(),
-                source,
+                source: Arc::new(source),
             })
         };
         Ok(Files {
@@ -113,7 +113,7 @@ impl Files {
 impl TlsReloader {
     /// Loads the files; fails if they do not make a valid configuration (the server must not
     /// start without one).
-    pub fn load(settings: &TlsSettings) -> Result<Arc<Self>, CacheApiError> {
+    pub fn load(settings: &TlsSettings) -> Result<Arc<Self>, Error> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let files = Files::read(settings)?;
         let config = build_server_config(&files, settings, &provider)?;
@@ -213,9 +213,9 @@ fn build_server_config(
     files: &Files,
     settings: &TlsSettings,
     provider: &Arc<CryptoProvider>,
-) -> Result<ServerConfig, CacheApiError> {
+) -> Result<ServerConfig, Error> {
     let certs = parse_certs(&files.cert, "server certificate", &settings.cert_path)?;
-    let key = PrivateKeyDer::from_pem_slice(&files.key).map_err(|e| CacheApiError::InvalidPem {
+    let key = PrivateKeyDer::from_pem_slice(&files.key).map_err(|e| Error::InvalidPem {
         what: "server private key",
         path: settings.key_path.clone(),
         reason: match e {
@@ -225,7 +225,7 @@ fn build_server_config(
             other => format!("unreadable PEM: {other}"),
         },
     })?;
-    let tls_err = |reason: String| CacheApiError::Tls {
+    let tls_err = |reason: String| Error::Tls {
         cert_path: settings.cert_path.clone(),
         reason,
     };
@@ -236,7 +236,7 @@ fn build_server_config(
         (Some(ca_pem), Some(ca_path)) => {
             let mut roots = rustls::RootCertStore::empty();
             for cert in parse_certs(ca_pem, "client CA bundle", ca_path)? {
-                roots.add(cert).map_err(|e| CacheApiError::InvalidPem {
+                roots.add(cert).map_err(|e| Error::InvalidPem {
                     what: "client CA bundle",
                     path: ca_path.clone(),
                     reason: format!("a certificate is not a usable trust anchor: {e}"),
@@ -265,8 +265,8 @@ fn parse_certs(
     pem_bytes: &[u8],
     what: &'static str,
     path: &Path,
-) -> Result<Vec<CertificateDer<'static>>, CacheApiError> {
-    let invalid = |reason: String| CacheApiError::InvalidPem {
+) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let invalid = |reason: String| Error::InvalidPem {
         what,
         path: path.to_owned(),
         reason,

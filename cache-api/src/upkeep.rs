@@ -8,8 +8,8 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::adapters::StoreVerdictCache;
 use crate::metrics as m;
+use crate::store_cache::StoreVerdictCache;
 
 /// How often sizes are published.
 const METRICS_EVERY: Duration = Duration::from_secs(15);

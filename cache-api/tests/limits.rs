@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use verdict_cache_api::{
-    CacheError, Endpoint, MemoryVerdictCache, ServedVerdict, ServiceConfig, SubjectKey,
-    VerdictCache, VerdictService,
+    Endpoint, Error, MemoryVerdictCache, ServedVerdict, ServiceConfig, SubjectKey, VerdictCache,
+    VerdictService,
 };
 
 /// A store that can be made to hang: reads and writes block while it is stalled.
@@ -54,7 +54,7 @@ impl VerdictCache for StallableStore {
         &self,
         key: &SubjectKey,
         now: DateTime<Utc>,
-    ) -> Result<Option<Arc<ServedVerdict>>, CacheError> {
+    ) -> Result<Option<Arc<ServedVerdict>>, Error> {
         self.wait_while(&self.stall_reads);
         Ok(self.memory.get_memory(key, now))
     }
@@ -64,7 +64,7 @@ impl VerdictCache for StallableStore {
         key: &SubjectKey,
         verdict: &Arc<ServedVerdict>,
         expires_at: Option<DateTime<Utc>>,
-    ) -> Result<(), CacheError> {
+    ) -> Result<(), Error> {
         self.wait_while(&self.stall_writes);
         self.memory.put(key, verdict, expires_at)
     }

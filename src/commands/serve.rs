@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
-use verdict_cache_api::adapters::{PipelineVerifier, RegistryTagResolver, StoreVerdictCache};
 use verdict_cache_api::config::Limits;
+use verdict_cache_api::store_cache::StoreVerdictCache;
+use verdict_cache_api::verification::{PipelineVerifier, RegistryTagResolver};
 use verdict_cache_api::{CacheApi, Config, Ops, Readiness, ServiceConfig, VerdictService};
 use verdict_scanner::store::{
     OpenOutcome, SignerKind, SledStore, StoreOptions, VerdictSigner, VerdictStore,

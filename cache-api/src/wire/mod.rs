@@ -24,7 +24,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use keys::{KeyError, KeyPlan, MAX_KEY_BYTES, ParsedKey, parse_key};
+pub use keys::{KeyPlan, MAX_KEY_BYTES, ParsedKey, parse_key};
+
+use crate::error::Error;
 
 /// The apiVersion of every response and the one Gatekeeper sends.
 pub const API_VERSION: &str = "externaldata.gatekeeper.sh/v1beta1";
@@ -38,50 +40,6 @@ pub const RESPONSE_KIND: &str = "ProviderResponse";
 pub struct ProviderRequest {
     pub api_version: String,
     pub keys: Vec<String>,
-}
-
-/// Why a whole request is refused; answered as `systemError`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RequestError {
-    #[error(
-        "request body is larger than the {limit}-byte limit{}; send fewer keys per request or raise --max-request-bytes",
-        size.map(|s| format!(" (at least {s} bytes)")).unwrap_or_default()
-    )]
-    TooLarge { limit: usize, size: Option<u64> },
-    #[error(
-        "request body was not received within {0:?}; the client must send the whole body promptly"
-    )]
-    ReadTimeout(std::time::Duration),
-    #[error("reading the request body failed: {0}")]
-    Read(String),
-    #[error("Verdict is overloaded: {0}; Gatekeeper denies this admission, retry shortly")]
-    Overloaded(String),
-    #[error(
-        "request body is not a valid ProviderRequest: {0}; expected {{\"apiVersion\":\"{API_VERSION}\",\"kind\":\"{REQUEST_KIND}\",\"request\":{{\"keys\":[\"<image>\", ...]}}}}"
-    )]
-    InvalidJson(String),
-    #[error("kind is {found:?}; this endpoint accepts kind \"{REQUEST_KIND}\"")]
-    WrongKind { found: String },
-    #[error(
-        "apiVersion is {found:?}; this endpoint accepts \"{}\" or \"{}\"",
-        ACCEPTED_API_VERSIONS[0],
-        ACCEPTED_API_VERSIONS[1]
-    )]
-    WrongApiVersion { found: String },
-    #[error(
-        "request has {count} keys, more than the limit of {limit}; split the request or raise --max-request-keys"
-    )]
-    TooManyKeys { count: usize, limit: usize },
-}
-
-impl RequestError {
-    /// Transient: the body did not arrive (a retry may succeed); everything else is the request's own fault.
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            RequestError::ReadTimeout(_) | RequestError::Read(_) | RequestError::Overloaded(_)
-        )
-    }
 }
 
 #[derive(Deserialize)]
@@ -102,7 +60,7 @@ struct RawInner {
 
 /// Parses a `ProviderRequest`: JSON with the right `kind` and `apiVersion`, at most `max_keys`
 /// string keys. Missing `request`/`keys` (Go's `omitempty` for an empty list) means no keys.
-pub fn parse_request(body: &[u8], max_keys: usize) -> Result<ProviderRequest, RequestError> {
+pub fn parse_request(body: &[u8], max_keys: usize) -> Result<ProviderRequest, Error> {
     // The plain parser first; only a body it refuses is parsed again for the error's path.
     let raw: RawRequest = match serde_json::from_slice(body) {
         Ok(raw) => raw,
@@ -114,27 +72,27 @@ pub fn parse_request(body: &[u8], max_keys: usize) -> Result<ProviderRequest, Re
                         let path = e.path().to_string();
                         let inner = e.into_inner();
                         if path == "." || path.is_empty() {
-                            RequestError::InvalidJson(inner.to_string())
+                            Error::InvalidJson(inner.to_string())
                         } else {
-                            RequestError::InvalidJson(format!("at {path}: {inner}"))
+                            Error::InvalidJson(format!("at {path}: {inner}"))
                         }
                     }
-                    Ok(_) => RequestError::InvalidJson(plain.to_string()),
+                    Ok(_) => Error::InvalidJson(plain.to_string()),
                 },
             );
         }
     };
     let kind = raw.kind.unwrap_or_default();
     if kind != REQUEST_KIND {
-        return Err(RequestError::WrongKind { found: kind });
+        return Err(Error::WrongKind { found: kind });
     }
     let api_version = raw.api_version.unwrap_or_default();
     if !ACCEPTED_API_VERSIONS.contains(&api_version.as_str()) {
-        return Err(RequestError::WrongApiVersion { found: api_version });
+        return Err(Error::WrongApiVersion { found: api_version });
     }
     let keys = raw.request.unwrap_or_default().keys.unwrap_or_default();
     if keys.len() > max_keys {
-        return Err(RequestError::TooManyKeys {
+        return Err(Error::TooManyKeys {
             count: keys.len(),
             limit: max_keys,
         });
@@ -380,7 +338,7 @@ mod tests {
     #[test]
     fn request_errors_name_the_problem() {
         let e = parse_request(b"{not json", 10).unwrap_err();
-        assert!(matches!(e, RequestError::InvalidJson(_)), "{e}");
+        assert!(matches!(e, Error::InvalidJson(_)), "{e}");
         let e = parse_request(req(r#"["a", 5]"#).as_bytes(), 10).unwrap_err();
         assert!(e.to_string().contains("request.keys[1]"), "{e}");
         let e = parse_request(
@@ -388,11 +346,9 @@ mod tests {
             10,
         )
         .unwrap_err();
-        assert_eq!(
-            e,
-            RequestError::WrongKind {
-                found: "ProviderResponse".into()
-            }
+        assert!(
+            matches!(&e, Error::WrongKind { found } if found == "ProviderResponse"),
+            "{e}"
         );
         let e = parse_request(br#"{"apiVersion":"v1","kind":"ProviderRequest"}"#, 10).unwrap_err();
         assert!(e.to_string().contains("\"v1\""), "{e}");

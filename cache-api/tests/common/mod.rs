@@ -16,8 +16,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use verdict_cache_api::tls::TlsReloader;
 use verdict_cache_api::{
-    CacheApi, Config, InlineVerifier, MemoryVerdictCache, Ops, Readiness, ResolveError,
-    ServedVerdict, SubjectKey, TagResolver, VerdictCache, VerdictService, VerifyError,
+    CacheApi, Config, Error, InlineVerifier, MemoryVerdictCache, Ops, Readiness, ServedVerdict,
+    SubjectKey, TagResolver, VerdictCache, VerdictService,
 };
 use verdict_scanner::registry::{Digest, DigestAlgorithm, ImageReference};
 use verdict_scanner::report::{ArtifactPolicy, Evidence, VerificationResult, VerifierReport};
@@ -117,7 +117,7 @@ impl InlineVerifier for FakeVerifier {
         &self,
         _namespace: Option<&str>,
         reference: &ImageReference,
-    ) -> Result<VerificationResult, VerifyError> {
+    ) -> Result<VerificationResult, Error> {
         let d = reference
             .digest()
             .expect("the service passes digest references")
@@ -135,10 +135,10 @@ impl InlineVerifier for FakeVerifier {
         match behaviour {
             Behaviour::Allow => Ok(result_for(&subject, &d, true)),
             Behaviour::Deny => Ok(result_for(&subject, &d, false)),
-            Behaviour::RegistryDown => Err(VerifyError::RegistryUnavailable(
+            Behaviour::RegistryDown => Err(Error::RegistryUnavailable(
                 "registry registry.example is unavailable (HTTP 503): try later".into(),
             )),
-            Behaviour::Definitive => Err(VerifyError::Definitive(
+            Behaviour::Definitive => Err(Error::VerifyFailed(
                 "manifest not found in registry registry.example".into(),
             )),
         }
@@ -171,10 +171,10 @@ impl TagResolver for FakeResolver {
         &self,
         _namespace: Option<&str>,
         reference: &ImageReference,
-    ) -> Result<Digest, ResolveError> {
+    ) -> Result<Digest, Error> {
         *self.calls.lock().unwrap() += 1;
         if reference.repository().registry() == "down.example" {
-            return Err(ResolveError::RegistryUnavailable(
+            return Err(Error::RegistryUnavailable(
                 "registry down.example is unavailable: connection refused".into(),
             ));
         }
@@ -183,7 +183,7 @@ impl TagResolver for FakeResolver {
             .unwrap()
             .get(&reference.to_string())
             .cloned()
-            .ok_or_else(|| ResolveError::NotFound(format!("tag {reference} not found")))
+            .ok_or_else(|| Error::TagNotFound(format!("tag {reference} not found")))
     }
 }
 
@@ -248,7 +248,7 @@ pub struct TestServer {
     pub readiness: Readiness,
     pub tls: Arc<TlsReloader>,
     pub cancel: CancellationToken,
-    pub task: Option<JoinHandle<Result<(), verdict_cache_api::CacheApiError>>>,
+    pub task: Option<JoinHandle<Result<(), verdict_cache_api::Error>>>,
     _dir: tempfile::TempDir,
 }
 

@@ -1,136 +1,19 @@
-//! The scanner's pieces behind the service's traits: the verification pipeline as the miss path,
-//! the registry as the tag resolver, and the signed verdict store as the verdict cache.
+//! The signed verdict store as the service's [`VerdictCache`], with bounded memory in front.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use verdict_scanner::registry::{Digest, ImageReference, RegistryClient};
-use verdict_scanner::report::VerificationResult;
 use verdict_scanner::store::{Lookup, StoredVerdict, VerdictStore};
 use verdict_scanner::subject::SubjectKey;
-use verdict_scanner::trust::{TrustConfig, TrustSet};
-use verdict_scanner::verify::ImageVerifier;
 
-use crate::hot::HotVerdicts;
-use crate::service::{
-    CacheError, InlineVerifier, ResolveError, ServedVerdict, TagResolver, VerdictCache, VerifyError,
-};
-
-/// Which trust configuration decides a namespace's keys. Verdicts are stored per scope, so
-/// namespaces that share a configuration share verdicts, and a namespace with its own never sees
-/// another's.
-pub trait TrustScopes: Send + Sync {
-    /// The scope deciding `[namespace]` keys (`None`: the cluster-wide configuration) and the
-    /// fingerprint of its configuration; a verdict is only served under that fingerprint.
-    fn scope<'a>(&'a self, namespace: Option<&'a str>) -> (Option<&'a str>, &'a str);
-}
-
-/// Fingerprint of "no configuration applies": matches no verdict (nothing is verified there).
-const NO_CONFIGURATION: &str = "sha256:none";
-
-impl TrustScopes for TrustSet {
-    fn scope<'a>(&'a self, namespace: Option<&'a str>) -> (Option<&'a str>, &'a str) {
-        let scope = TrustSet::scope(self, namespace);
-        let fingerprint = self
-            .for_namespace(scope)
-            .map_or(NO_CONFIGURATION, |c| c.fingerprint.as_str());
-        (scope, fingerprint)
-    }
-}
-
-/// One configuration for every namespace (tests, and tools without multi-tenancy).
-#[derive(Debug, Clone)]
-pub struct SingleScope(pub String);
-
-impl TrustScopes for SingleScope {
-    fn scope<'a>(&'a self, _namespace: Option<&'a str>) -> (Option<&'a str>, &'a str) {
-        (None, &self.0)
-    }
-}
-
-/// The scanner's pipeline as the inline (miss-path) verifier: each `[namespace]` key is verified
-/// under its namespace's effective configuration ([`TrustSet`]).
-#[derive(Clone, Debug)]
-pub struct PipelineVerifier {
-    trust: Arc<TrustSet>,
-    /// One verifier per scope (`None`: cluster-wide).
-    verifiers: HashMap<Option<String>, ImageVerifier>,
-}
-
-impl PipelineVerifier {
-    /// `registry_for` gives the registry client a configuration's Store settings call for.
-    pub fn new(
-        trust: Arc<TrustSet>,
-        mut registry_for: impl FnMut(&TrustConfig) -> RegistryClient,
-    ) -> Self {
-        let verifiers = trust
-            .configs()
-            .map(|(scope, config)| {
-                (
-                    scope.map(str::to_owned),
-                    ImageVerifier::new(registry_for(config), Arc::clone(config)),
-                )
-            })
-            .collect();
-        PipelineVerifier { trust, verifiers }
-    }
-}
-
-#[async_trait]
-impl InlineVerifier for PipelineVerifier {
-    async fn verify(
-        &self,
-        namespace: Option<&str>,
-        reference: &ImageReference,
-    ) -> Result<VerificationResult, VerifyError> {
-        let scope = self.trust.scope(namespace).map(str::to_owned);
-        let Some(verifier) = self.verifiers.get(&scope) else {
-            let reason = match self.trust.for_namespace(namespace) {
-                Err(e) => e.to_string(),
-                Ok(_) => format!("no verifier was built for scope {scope:?}"),
-            };
-            return Err(VerifyError::Definitive(reason));
-        };
-        verifier.verify(reference, Utc::now()).await.map_err(|e| {
-            if e.is_transient() {
-                VerifyError::RegistryUnavailable(e.to_string())
-            } else {
-                VerifyError::Definitive(e.to_string())
-            }
-        })
-    }
-}
-
-/// Resolves tags with the registry (HEAD): tags move, so every resolution asks the registry
-/// (contract 4: tags are resolved freshly). Nothing is written: a tag map nobody reads would only
-/// let whoever creates pods grow the store.
-#[derive(Clone)]
-pub struct RegistryTagResolver {
-    registry: RegistryClient,
-}
-
-impl RegistryTagResolver {
-    pub fn new(registry: RegistryClient) -> Self {
-        RegistryTagResolver { registry }
-    }
-}
-
-#[async_trait]
-impl TagResolver for RegistryTagResolver {
-    async fn resolve(
-        &self,
-        _namespace: Option<&str>,
-        reference: &ImageReference,
-    ) -> Result<Digest, ResolveError> {
-        Ok(self.registry.resolve(reference).await?.digest)
-    }
-}
+use crate::cache::{ServedVerdict, VerdictCache};
+use crate::error::Error;
+use crate::verdict_map::VerdictMap;
+use crate::verification::TrustScopes;
 
 /// The signed sled store as the verdict cache, with two bounded maps in memory in front of it.
 ///
-/// - Allows go to the store (signed, flushed) and to a bounded [`HotVerdicts`] map, filled on
+/// - Allows go to the store (signed, flushed) and to a bounded [`VerdictMap`] map, filled on
 ///   every put and every store hit (already checked) and consulted first.
 /// - Denies never reach the store: they live only in their own bounded map (with the short
 ///   lifetimes the service gives them), so lookups of random digests or namespaces cannot grow
@@ -144,8 +27,8 @@ impl TagResolver for RegistryTagResolver {
 pub struct StoreVerdictCache {
     store: Arc<dyn VerdictStore>,
     scopes: Arc<dyn TrustScopes>,
-    hot: HotVerdicts,
-    denies: HotVerdicts,
+    hot: VerdictMap,
+    denies: VerdictMap,
 }
 
 /// Default number of verdicts kept decoded and rendered in memory in front of the store: room for
@@ -165,6 +48,14 @@ pub struct SweepReport {
     pub removed: u64,
 }
 
+/// A store failure, its source kept.
+fn store_error(context: String, source: verdict_scanner::store::StoreError) -> Error {
+    Error::Store {
+        context,
+        source: Arc::new(source.into()),
+    }
+}
+
 impl StoreVerdictCache {
     /// With [`DEFAULT_MEMORY_ENTRIES`] allows and [`DEFAULT_DENY_ENTRIES`] denies in memory.
     pub fn new(store: Arc<dyn VerdictStore>, scopes: Arc<dyn TrustScopes>) -> Self {
@@ -182,8 +73,8 @@ impl StoreVerdictCache {
         StoreVerdictCache {
             store,
             scopes,
-            hot: HotVerdicts::new(memory_entries),
-            denies: HotVerdicts::new(deny_entries),
+            hot: VerdictMap::new(memory_entries),
+            denies: VerdictMap::new(deny_entries),
         }
     }
 
@@ -205,7 +96,7 @@ impl StoreVerdictCache {
     }
 
     /// Removes `key`'s verdict from the store and from memory; true if the store had one.
-    pub fn remove(&self, key: &SubjectKey) -> Result<bool, CacheError> {
+    pub fn remove(&self, key: &SubjectKey) -> Result<bool, Error> {
         let (store_key, _) = self.key(key);
         // Before and after: a lookup that read the store before the removal cannot re-insert
         // (generation check), and none can find the memory entry afterwards.
@@ -213,7 +104,7 @@ impl StoreVerdictCache {
         let removed = self
             .store
             .remove(&store_key)
-            .map_err(|e| CacheError::Backend(e.to_string()));
+            .map_err(|e| store_error(format!("removing the verdict for {key}"), e));
         self.invalidate(key);
         removed
     }
@@ -236,11 +127,12 @@ impl StoreVerdictCache {
     /// Removes from the store every entry that can never be served again: expired at `now`,
     /// undecodable or badly signed, and denies (written by earlier versions). Blocking; run it on
     /// the blocking pool.
-    pub fn sweep(&self, now: DateTime<Utc>) -> Result<SweepReport, CacheError> {
+    pub fn sweep(&self, now: DateTime<Utc>) -> Result<SweepReport, Error> {
         let mut report = SweepReport::default();
         let mut doomed = Vec::new();
         for entry in self.store.iter_all() {
-            let entry = entry.map_err(|e| CacheError::Backend(e.to_string()))?;
+            let entry =
+                entry.map_err(|e| store_error("reading the store for a sweep".into(), e))?;
             report.examined += 1;
             let dead = match &entry.verdict {
                 Ok(v) => v.is_expired(now) || !v.result.is_success,
@@ -254,7 +146,7 @@ impl StoreVerdictCache {
             if self
                 .store
                 .remove(&key)
-                .map_err(|e| CacheError::Backend(e.to_string()))?
+                .map_err(|e| store_error(format!("removing {key}"), e))?
             {
                 report.removed += 1;
             }
@@ -280,13 +172,13 @@ impl VerdictCache for StoreVerdictCache {
         &self,
         key: &SubjectKey,
         now: DateTime<Utc>,
-    ) -> Result<Option<Arc<ServedVerdict>>, CacheError> {
+    ) -> Result<Option<Arc<ServedVerdict>>, Error> {
         let seen = self.hot.generation(key);
         let (store_key, fingerprint) = self.key(key);
         match self
             .store
             .get(&store_key, fingerprint, now)
-            .map_err(|e| CacheError::Backend(e.to_string()))?
+            .map_err(|e| store_error(format!("reading the verdict for {key}"), e))?
         {
             Lookup::Hit(v) if v.result.is_success => {
                 let verdict = Arc::new(ServedVerdict::new(v.result));
@@ -309,7 +201,7 @@ impl VerdictCache for StoreVerdictCache {
         key: &SubjectKey,
         verdict: &Arc<ServedVerdict>,
         expires_at: Option<DateTime<Utc>>,
-    ) -> Result<(), CacheError> {
+    ) -> Result<(), Error> {
         let result = verdict.result();
         if !result.is_success {
             self.hot.invalidate(key);
@@ -330,7 +222,7 @@ impl VerdictCache for StoreVerdictCache {
             Err(e) => {
                 // The store may hold the old verdict or none: memory must not claim either.
                 self.hot.invalidate(key);
-                Err(CacheError::Backend(e.to_string()))
+                Err(store_error(format!("storing the verdict for {key}"), e))
             }
         }
     }
@@ -339,8 +231,9 @@ impl VerdictCache for StoreVerdictCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use verdict_scanner::registry::Repository;
-    use verdict_scanner::report::ArtifactPolicy;
+    use crate::verification::SingleScope;
+    use verdict_scanner::registry::{Digest, Repository};
+    use verdict_scanner::report::{ArtifactPolicy, VerificationResult};
     use verdict_scanner::store::{SignerKind, SledStore, StoreOptions, VerdictSigner};
 
     const FP: &str = "fp-current";

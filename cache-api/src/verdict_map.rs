@@ -6,14 +6,14 @@
 //! Sharded (`SHARDS` mutex-protected maps); when a shard is full a random entry is evicted
 //! (O(1): keys are also kept in a vector, each entry knows its slot).
 //!
-//! Removals must go through [`HotVerdicts::invalidate`]. A per-shard generation makes a store
+//! Removals must go through [`VerdictMap::invalidate`]. A per-shard generation makes a store
 //! read that raced with an invalidation or a write unable to re-insert what it read.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::service::ServedVerdict;
+use crate::cache::ServedVerdict;
 use chrono::{DateTime, Utc};
 use verdict_scanner::subject::SubjectKey;
 
@@ -59,7 +59,7 @@ impl Hasher for PrehashedHasher {
 struct Shard {
     map: HashMap<SubjectKey, Entry, Prehashed>,
     keys: Vec<SubjectKey>,
-    /// Bumped by every write and invalidation (see [`HotVerdicts::generation`]).
+    /// Bumped by every write and invalidation (see [`VerdictMap::generation`]).
     generation: u64,
     /// xorshift state for eviction.
     rng: u64,
@@ -123,16 +123,16 @@ impl Shard {
 }
 
 /// A bounded, sharded map `SubjectKey → (verified result, expiry)`.
-pub struct HotVerdicts {
+pub struct VerdictMap {
     shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
 }
 
-/// What [`HotVerdicts::generation`] returns: pass it back to [`HotVerdicts::insert_if_unchanged`].
+/// What [`VerdictMap::generation`] returns: pass it back to [`VerdictMap::insert_if_unchanged`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Generation(u64);
 
-impl HotVerdicts {
+impl VerdictMap {
     /// Holds at most about `capacity` entries (rounded up to a multiple of the shard count);
     /// 0 disables it (every call is a no-op or a miss).
     pub fn new(capacity: usize) -> Self {
@@ -149,7 +149,7 @@ impl HotVerdicts {
                 })
             })
             .collect();
-        HotVerdicts { shards, per_shard }
+        VerdictMap { shards, per_shard }
     }
 
     /// The most entries held.
@@ -282,7 +282,7 @@ mod tests {
 
     #[test]
     fn serves_until_expiry_and_never_after() {
-        let hot = HotVerdicts::new(64);
+        let hot = VerdictMap::new(64);
         let now = Utc::now();
         let at = now + chrono::Duration::seconds(10);
         hot.insert(&key(1), result("a"), Some(at));
@@ -307,7 +307,7 @@ mod tests {
 
     #[test]
     fn stays_bounded_and_keeps_slots_consistent() {
-        let hot = HotVerdicts::new(160);
+        let hot = VerdictMap::new(160);
         let now = Utc::now();
         for n in 0..5_000 {
             hot.insert(&key(n), result(&n.to_string()), None);
@@ -336,7 +336,7 @@ mod tests {
 
     #[test]
     fn a_store_read_racing_an_invalidation_is_not_inserted() {
-        let hot = HotVerdicts::new(64);
+        let hot = VerdictMap::new(64);
         let now = Utc::now();
         let seen = hot.generation(&key(3));
         hot.invalidate(&key(3)); // e.g. the verdict was revoked while the store read ran
@@ -355,7 +355,7 @@ mod tests {
 
     #[test]
     fn zero_capacity_disables_it() {
-        let hot = HotVerdicts::new(0);
+        let hot = VerdictMap::new(0);
         hot.insert(&key(1), result("a"), None);
         assert!(hot.get(&key(1), Utc::now(), "fp").is_none());
     }
