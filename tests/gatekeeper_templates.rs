@@ -4,6 +4,9 @@
 //! call; items with an `error` go to `errors`; a provider that cannot be reached yields
 //! `system_error`). Each template must admit the signed image and deny the unsigned one, a pod
 //! with a per-key error, and any pod while the server is unreachable.
+//!
+//! Over 600 lines because the Gatekeeper harness (regorus, `external_data` over HTTPS, the walk
+//! rewrite) and the templates it runs belong together.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

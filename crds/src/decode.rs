@@ -1,5 +1,8 @@
 //! JSON value → typed resource, with field paths on every error and warnings for unknown
 //! fields. Positions are added later by the loader (this works for cluster objects too).
+//!
+//! Over 600 lines because one decoder per resource kind, all following the same path-and-warning
+//! rules.
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;

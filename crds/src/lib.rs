@@ -8,7 +8,9 @@
 //! - [`Resource::from_json`]: type and validate an object read from the cluster.
 
 pub mod diag;
+pub mod dn;
 pub mod model;
+pub mod notation;
 
 mod decode;
 mod error;

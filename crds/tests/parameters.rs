@@ -129,8 +129,8 @@ spec:
             - tsa:tsa-certs
           trustedIdentities:
             - "x509.subject: C=US, ST=WA, L=Seattle, O=Example, CN=signer"
-        - name: everything-else
-          registryScopes: ["*"]
+        - name: unsigned-tools
+          registryScopes: ["myregistry.azurecr.io/tools/debug"]
           signatureVerification:
             level: skip
 ---

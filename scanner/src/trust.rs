@@ -16,6 +16,9 @@
 //! passed in with [`TrustConfig::from_resources_with_sigstore`]. Other types are configuration
 //! errors that name the resource — a verifier whose trust material cannot be built must not
 //! silently verify nothing.
+//!
+//! Over 600 lines because building a configuration and its fingerprint must see every resource kind
+//! in one place, or a kind could escape the fingerprint.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -573,12 +576,7 @@ fn verifier_config(
                     "add a Notation trust policy document (version \"1.0\")",
                 )
             })?;
-            let policy = notation::TrustPolicyDocument::from_json(
-                &serde_json::to_value(doc).map_err(|e| {
-                    TrustConfigError::resource(KIND, name, e.to_string(), "check trustPolicyDoc")
-                })?,
-            )
-            .map_err(|e| {
+            let policy = notation::TrustPolicyDocument::from_document(doc).map_err(|e| {
                 TrustConfigError::resource(
                     KIND,
                     name,

@@ -1,6 +1,9 @@
 //! Every Notation vector of ../shared/vectors (notation-go envelopes, timestamp envelopes, the
 //! notation e2e OCI layouts and trust policies) gives the verdict its README states, judged at
 //! 2026-11-23, with the failing validation and a recognisable reason.
+//!
+//! Over 600 lines because one test per family of vectors in ../shared/vectors, each against the
+//! README's expected verdict.
 
 mod common;
 

@@ -1,4 +1,6 @@
 //! Registry layer against the in-process registry (referrers API, faults, auth).
+//!
+//! Over 600 lines because one test per registry behaviour against the one in-process registry.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -8,6 +8,9 @@
 //! Test switches: disable the referrers API (404 like old registries), page size, filtering off,
 //! omit `Docker-Content-Digest`, serve wrong bytes for a digest, Basic or Bearer auth with a token
 //! endpoint, injected failures (status + `Retry-After`), added latency, and a request log.
+//!
+//! Over 600 lines because the registry surface the tests need (uploads, manifests, referrers,
+//! faults, token auth) in one server.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

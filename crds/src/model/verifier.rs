@@ -90,12 +90,24 @@ pub enum CertStoreEntry {
     Stores(BTreeMap<String, Vec<String>>),
 }
 
-/// Notation trust store types.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// The kinds of trust store the Notary Project defines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum TrustStoreType {
+    /// Roots (or pinned intermediates) for `notary.x509` signatures.
+    #[serde(rename = "ca")]
     Ca,
+    /// Roots for `notary.x509.signingAuthority` signatures.
+    #[serde(rename = "signingAuthority")]
     SigningAuthority,
+    /// Timestamping authority roots for RFC 3161 countersignatures.
+    #[serde(rename = "tsa")]
     Tsa,
+}
+
+impl std::fmt::Display for TrustStoreType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl TrustStoreType {

@@ -1,20 +1,20 @@
 //! Notation verifier parameters and its trust policy document.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::LazyLock;
+//!
+//! The trust policy's rules are [`crate::notation`]'s: each field is checked here with the same
+//! functions verification uses, so a problem is reported at its field with a fix, and a document
+//! that passes field by field is then checked as a whole by [`TrustPolicy::from_document`] (what
+//! `verdict serve` runs), so `config check` accepts exactly what verification accepts.
 
-use regex::Regex;
+use std::collections::{BTreeMap, HashMap};
 
 use super::p;
 use crate::diag::{Diagnostic, FieldPath};
 use crate::model::{CertStoreEntry, NotationParameters, NotationTrustPolicy, TrustStoreType};
-
-static STORE_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-zA-Z0-9_.-]+$").expect("valid regex"));
-
-const LEVELS: &[&str] = &["strict", "permissive", "audit", "skip"];
-const OVERRIDABLE: &[&str] = &["authenticity", "authenticTimestamp", "expiry", "revocation"];
-const ACTIONS: &[&str] = &["enforce", "log", "skip"];
+use crate::notation::{
+    Level, TrustPolicy, VerifyTimestamp, check_scope, parse_identity, parse_override,
+    parse_trust_store_ref,
+};
 
 fn cert_stores(n: &NotationParameters, out: &mut Vec<Diagnostic>) {
     let base = p("spec.parameters.verificationCertStores");
@@ -99,57 +99,6 @@ fn refs_ok(refs: &[String], path: &FieldPath, out: &mut Vec<Diagnostic>) {
     }
 }
 
-fn scope_ok(scope: &str) -> Result<(), &'static str> {
-    if scope.contains('*') {
-        return Err("wildcards are only allowed as the single scope `*`");
-    }
-    if scope.chars().any(char::is_whitespace) {
-        return Err("a scope cannot contain spaces");
-    }
-    let Some((_, repo)) = scope.split_once('/') else {
-        return Err("a scope is a repository with its registry, like `myregistry.azurecr.io/app`");
-    };
-    if repo.is_empty() || scope.ends_with('/') {
-        return Err("the repository part is empty");
-    }
-    let last = repo.rsplit('/').next().unwrap_or(repo);
-    if last.contains(':') || scope.contains('@') {
-        return Err("a scope names a repository, without tag or digest");
-    }
-    Ok(())
-}
-
-fn identity_ok(id: &str) -> Result<(), String> {
-    let Some(dn) = id.strip_prefix("x509.subject:") else {
-        return Err("a trusted identity is `*` or `x509.subject: <distinguished name>`".into());
-    };
-    let dn = dn.trim();
-    if dn.is_empty() {
-        return Err("the distinguished name after `x509.subject:` is empty".into());
-    }
-    let mut attrs = Vec::new();
-    for rdn in dn.split(',') {
-        let Some((k, v)) = rdn.split_once('=') else {
-            return Err(format!("`{}` is not an `attribute=value` pair", rdn.trim()));
-        };
-        if v.trim().is_empty() {
-            return Err(format!("attribute `{}` has no value", k.trim()));
-        }
-        attrs.push(k.trim().to_ascii_uppercase());
-    }
-    let missing: Vec<&str> = ["C", "ST", "O"]
-        .into_iter()
-        .filter(|a| !attrs.iter().any(|x| x == a))
-        .collect();
-    if !missing.is_empty() {
-        return Err(format!(
-            "the distinguished name lacks {}: Notation requires C, ST and O",
-            missing.join(", ")
-        ));
-    }
-    Ok(())
-}
-
 fn policy(
     pol: &NotationTrustPolicy,
     base: &FieldPath,
@@ -180,14 +129,10 @@ fn policy(
                     .with_fix("remove the other scopes, or move them to their own policy"),
                 );
             }
-        } else if let Err(why) = scope_ok(s) {
+        } else if let Err(why) = check_scope(s) {
             out.push(
-                Diagnostic::error(
-                    "invalid-scope",
-                    base.key("registryScopes").index(i),
-                    format!("`{s}`: {why}"),
-                )
-                .with_fix("write `\"*\"` or a repository such as `myregistry.azurecr.io/app`"),
+                Diagnostic::error("invalid-scope", base.key("registryScopes").index(i), why)
+                    .with_fix("write `\"*\"` or a repository such as `myregistry.azurecr.io/app`"),
             );
         }
     }
@@ -209,7 +154,7 @@ fn policy(
             Diagnostic::error("missing-field", sv_path.key("level"), "`level` is required")
                 .with_fix("set `level: strict` (or permissive, audit, skip)"),
         );
-    } else if !LEVELS.contains(&level) {
+    } else if Level::parse(level).is_none() {
         out.push(
             Diagnostic::error(
                 "invalid-value",
@@ -231,40 +176,16 @@ fn policy(
             );
         }
         for (k, v) in ov {
-            let path = sv_path.key("override").key(k.clone());
-            if k == "integrity" {
+            if let Err(why) = parse_override(k, v) {
                 out.push(
-                    Diagnostic::error(
-                        "invalid-value",
-                        path,
-                        "integrity validation cannot be overridden",
-                    )
-                    .with_fix("remove `integrity` from `override`"),
-                );
-            } else if !OVERRIDABLE.contains(&k.as_str()) {
-                out.push(
-                    Diagnostic::error(
-                        "invalid-value",
-                        path,
-                        format!("`{k}` is not a validation type"),
-                    )
-                    .with_fix("use authenticity, authenticTimestamp, expiry or revocation"),
-                );
-            } else if !ACTIONS.contains(&v.as_str()) {
-                out.push(
-                    Diagnostic::error(
-                        "invalid-value",
-                        path,
-                        format!("`{v}` is not a validation action"),
-                    )
-                    .with_fix("use enforce, log or skip"),
+                    Diagnostic::error("invalid-value", sv_path.key("override").key(k.clone()), why)
+                        .with_fix("override authenticity, authenticTimestamp, expiry or revocation with enforce or log (only revocation may be skipped; integrity cannot be overridden)"),
                 );
             }
         }
     }
     if let Some(vt) = sv.verify_timestamp.as_deref()
-        && vt != "always"
-        && vt != "afterCertExpiry"
+        && VerifyTimestamp::parse(vt).is_none()
     {
         out.push(
             Diagnostic::error(
@@ -307,39 +228,18 @@ fn policy(
     }
     for (i, ts) in trust_stores.iter().enumerate() {
         let path = base.key("trustStores").index(i);
-        let Some((ty, name)) = ts.split_once(':') else {
-            out.push(
-                Diagnostic::error(
-                    "invalid-value",
-                    path,
-                    format!("`{ts}` is not `<type>:<store name>`"),
-                )
-                .with_fix("write e.g. `ca:certs`"),
-            );
-            continue;
+        let r = match parse_trust_store_ref(ts) {
+            Ok(r) => r,
+            Err(why) => {
+                out.push(
+                    Diagnostic::error("invalid-value", path, format!("the entry {why}")).with_fix(
+                        "write `<type>:<store name>`, e.g. `ca:certs`: type ca, signingAuthority or tsa; the name of letters, digits, `_`, `.` and `-`",
+                    ),
+                );
+                continue;
+            }
         };
-        let Some(t) = TrustStoreType::parse(ty) else {
-            out.push(
-                Diagnostic::error(
-                    "invalid-value",
-                    path,
-                    format!("`{ty}` is not a trust store type"),
-                )
-                .with_fix("use `ca`, `signingAuthority` or `tsa`"),
-            );
-            continue;
-        };
-        if !STORE_NAME.is_match(name) {
-            out.push(
-                Diagnostic::error(
-                    "invalid-value",
-                    path,
-                    format!("`{name}` is not a valid trust store name"),
-                )
-                .with_fix("use letters, digits, `_`, `.` and `-`"),
-            );
-            continue;
-        }
+        let (t, name) = (r.store_type, r.name.as_str());
         if check_store_names && let Some(by_type) = stores {
             let defined = by_type.get(&t).is_some_and(|m| m.contains_key(name));
             if !defined {
@@ -392,9 +292,9 @@ fn policy(
                     .with_fix("remove `*` or the other identities"),
                 );
             }
-        } else if let Err(why) = identity_ok(id) {
+        } else if let Err(why) = parse_identity(id) {
             out.push(
-                Diagnostic::error("invalid-value", path, format!("`{id}`: {why}"))
+                Diagnostic::error("invalid-value", path, why)
                     .with_fix("write `x509.subject: C=US, ST=WA, O=Example, CN=signer` with your certificate's subject"),
             );
         }
@@ -402,6 +302,7 @@ fn policy(
 }
 
 pub(super) fn validate(n: &NotationParameters, out: &mut Vec<Diagnostic>) {
+    let before = out.len();
     cert_stores(n, out);
     let doc_path = p("spec.parameters.trustPolicyDoc");
     let Some(doc) = &n.trust_policy_doc else {
@@ -488,5 +389,15 @@ pub(super) fn validate(n: &NotationParameters, out: &mut Vec<Diagnostic>) {
             }
         }
         policy(pol, &base, &stores, check_store_names, out);
+    }
+    // Field by field it passed: the rules that span fields and statements (overlapping
+    // identities, skip with the global scope, tsa-only stores, ...) as verification checks them.
+    if !out[before..].iter().any(Diagnostic::is_error)
+        && let Err(e) = TrustPolicy::from_document(doc)
+    {
+        out.push(
+            Diagnostic::error("invalid-trust-policy", doc_path, e.to_string())
+                .with_fix("correct the trust policy as the message says (Notary Project trust policy specification v1.0)"),
+        );
     }
 }

@@ -7,6 +7,9 @@
 //! is the fallback. Scopes match the reference as the caller wrote it (Ratify's
 //! `subjectReference.Original`); an exact scope also matches the bare repository, so
 //! `myacr.azurecr.io/app` covers `myacr.azurecr.io/app:v1` and `…@sha256:…`.
+//!
+//! Over 600 lines because Ratify's Cosign trust-policy resolution (scopes, keys, keyless
+//! identities) is one rule set, with its tests.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock};

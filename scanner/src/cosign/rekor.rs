@@ -6,6 +6,9 @@
 //! that key commits to. Only a SET authenticates `integratedTime`; an inclusion proof alone
 //! proves inclusion but gives no trusted time. The entry body must describe the signature being
 //! verified: same signature bytes, same payload hash, same key or certificate.
+//!
+//! Over 600 lines because the entry checks (signed entry timestamp, inclusion proof, checkpoint)
+//! depend on each other, and their tests sit beside them.
 
 use base64::Engine as _;
 use chrono::{DateTime, TimeZone, Utc};

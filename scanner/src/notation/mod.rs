@@ -2,7 +2,8 @@
 //! with the Notary Project certificate requirements, trust policy document v1.0, trust stores
 //! (`ca`, `signingAuthority`, `tsa`) and RFC 3161 timestamp countersignatures.
 //!
-//! Entry points: [`TrustPolicyDocument::from_json`], [`TrustStores`], [`verify_signature`]
+//! Entry points: [`TrustPolicyDocument::from_document`] (the rules live in `verdict-crds`),
+//! [`TrustStores`], [`verify_signature`]
 //! (returns a [`SignatureOutcome`] value — a bad signature is an outcome, not an error) and
 //! [`prefilter`] (skip signature blobs no configured trust store can match).
 //!
@@ -31,8 +32,8 @@ pub use outcome::{
 };
 pub use payload::{Descriptor, PAYLOAD_CONTENT_TYPE};
 pub use policy::{
-    Action, Level, TrustPolicyDocument, TrustPolicyStatement, TrustStoreRef, TrustedIdentity,
-    Validation, VerifyTimestamp,
+    Action, Level, PolicyError, TrustPolicyDocument, TrustPolicyStatement, TrustStoreRef,
+    TrustedIdentity, Validation, VerifyTimestamp,
 };
 pub use truststore::{TrustStoreType, TrustStores};
 pub use verify::{Prefilter, REVOCATION_NOT_IMPLEMENTED, prefilter, verify_signature};

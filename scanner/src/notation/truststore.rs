@@ -5,60 +5,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use x509_parser::pem::Pem;
 
 use super::certs::Certificate;
 use super::crypto;
 use super::error::NotationError;
 
-/// The kinds of trust store the Notary Project defines.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum TrustStoreType {
-    /// Roots (or pinned intermediates) for `notary.x509` signatures.
-    #[serde(rename = "ca")]
-    Ca,
-    /// Roots for `notary.x509.signingAuthority` signatures.
-    #[serde(rename = "signingAuthority")]
-    SigningAuthority,
-    /// Timestamping authority roots for RFC 3161 countersignatures.
-    #[serde(rename = "tsa")]
-    Tsa,
-}
-
-impl TrustStoreType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TrustStoreType::Ca => "ca",
-            TrustStoreType::SigningAuthority => "signingAuthority",
-            TrustStoreType::Tsa => "tsa",
-        }
-    }
-
-    /// Parses the type prefix of a trust policy `trustStores` entry.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "ca" => Some(Self::Ca),
-            "signingAuthority" => Some(Self::SigningAuthority),
-            "tsa" => Some(Self::Tsa),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for TrustStoreType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// True for names matching `[a-zA-Z0-9_.-]+` (notation's named-store rule).
-pub(crate) fn is_valid_store_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-}
+pub use verdict_crds::TrustStoreType;
+pub(crate) use verdict_crds::notation::is_valid_store_name;
 
 /// A set of named trust stores. Cheap to clone (certificates are shared).
 #[derive(Clone, Default)]

@@ -1,6 +1,9 @@
 //! The Notary Project verification workflow for one signature envelope: trust policy selection,
 //! then integrity → authenticity → expiry → authentic timestamp → revocation, each enforced or
 //! logged as the policy says; plus the thumbprint pre-filter.
+//!
+//! Over 600 lines because the workflow is one ordered sequence of validations, as the specification
+//! lists them; split, the order would be hidden.
 
 use std::sync::Arc;
 
@@ -9,7 +12,6 @@ use chrono::{DateTime, Utc};
 use super::certs::{self, Certificate, Purpose};
 use super::crypto::{self, SignatureAlgorithm};
 use super::envelope::{self, Envelope, SigningScheme};
-use super::names;
 use super::outcome::{
     AppliedPolicy, Evidence, Failure, SignatureOutcome, SignerFacts, StepResult, StepStatus,
     TimestampEvidence, TrustAnchorRef,
@@ -173,7 +175,7 @@ fn check_authenticity(
     let leaf_map = leaf.subject.identity_map()?;
     let matched = statement.trusted_identities.iter().any(|i| match i {
         TrustedIdentity::X509Subject { attributes, .. } => {
-            names::is_subset_dn(attributes, &leaf_map)
+            verdict_crds::dn::is_subset_dn(attributes, &leaf_map)
         }
         TrustedIdentity::Any => true,
     });

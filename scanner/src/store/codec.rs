@@ -21,6 +21,9 @@
 //!
 //! Version 2 (this one) added the subject and well-known-string packing; a version-1 store is
 //! quarantined at open and rebuilt by re-verification like any store this build cannot read.
+//!
+//! Over 600 lines because the on-disk format (key layout, encoding, signature) is one versioned
+//! contract, kept in one file with its tests.
 
 use std::collections::BTreeSet;
 

@@ -12,6 +12,9 @@
 //! with every entry failing its signature: nothing in it could be served, and keeping it would
 //! leave a million dead entries. Quarantined directories are kept for inspection (the newest
 //! [`StoreOptions::keep_quarantined`]) and the store starts empty.
+//!
+//! Over 600 lines because the store's writes (entries with their index, revocation, recovery) share
+//! one lock and one flush discipline.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -12,6 +12,9 @@
 //!   stop Verdict, add `--count` copies with `verdict-bench-fill`, restart and time `/readyz`,
 //!   check random stored subjects are hits, load it with wrk over random subjects, and report
 //!   VmRSS/VmHWM. Used by rss.sh.
+//!
+//! Over 600 lines because one binary for every step of the load benchmark (environment, fill,
+//! measure), so the script drives one tool and the steps share their setup code.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
