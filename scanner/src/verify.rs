@@ -377,7 +377,7 @@ impl ImageVerifier {
             }
         }
         let envelope = self.registry.fetch_blob(&subject.repository, layer).await?;
-        let subject_descriptor = notation::Descriptor::new(
+        let subject_descriptor = notation::TargetArtifact::new(
             subject.descriptor.media_type.clone(),
             subject.descriptor.digest.to_string(),
             subject.descriptor.size,

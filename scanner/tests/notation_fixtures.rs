@@ -17,7 +17,7 @@ fn now() -> chrono::DateTime<Utc> {
     utc(2026, 11, 23)
 }
 
-type Build = fn(&TestKey, &[Vec<u8>], &Descriptor, &Opts) -> Vec<u8>;
+type Build = fn(&TestKey, &[Vec<u8>], &TargetArtifact, &Opts) -> Vec<u8>;
 const FORMATS: [(&str, Build); 2] = [(MEDIA_TYPE_JWS, jws), (MEDIA_TYPE_COSE, cose)];
 
 fn root_store(chain: &Chain) -> TrustStores {

@@ -121,7 +121,7 @@ fn logged(out: &SignatureOutcome, validation: Validation, reason: &str) {
 // ---------------------------------------------------------------------------------------------
 // notation-go/internal/testdata: JWS and COSE over the same alpine manifest
 
-fn alpine(v: &Path) -> (Descriptor, TrustStores, TrustPolicyDocument) {
+fn alpine(v: &Path) -> (TargetArtifact, TrustStores, TrustPolicyDocument) {
     let layout = v.join("notation-go/internal/testdata/oci-layout");
     let index: Value = serde_json::from_slice(&read(layout.join("index.json"))).unwrap();
     let m = &index["manifests"][0];
@@ -132,7 +132,7 @@ fn alpine(v: &Path) -> (Descriptor, TrustStores, TrustPolicyDocument) {
             .join(digest.trim_start_matches("sha256:")),
     );
     assert_eq!(format!("sha256:{}", hex_sha256(&blob)), digest);
-    let subject = Descriptor::new(m["mediaType"].as_str().unwrap(), digest, blob.len() as u64);
+    let subject = TargetArtifact::new(m["mediaType"].as_str().unwrap(), digest, blob.len() as u64);
     let mut stores = TrustStores::new();
     add_file(
         &mut stores,
@@ -319,8 +319,8 @@ fn notation_go_signature_for_another_subject_fails_integrity() {
 // ---------------------------------------------------------------------------------------------
 // notation-go/internal/mock/testdata: ca_* / sa_* envelopes
 
-fn mock_subject() -> Descriptor {
-    Descriptor::new(
+fn mock_subject() -> TargetArtifact {
+    TargetArtifact::new(
         "application/vnd.docker.distribution.manifest.v2+json",
         "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e",
         528,
@@ -575,7 +575,7 @@ fn notation_go_plugin_envelopes_are_rejected() {
         );
         assert!(out.failure.unwrap().reason.contains("plugin-name"));
     }
-    let subject = Descriptor::new(
+    let subject = TargetArtifact::new(
         "application/vnd.docker.distribution.manifest.v2+json",
         "sha256:fe7e9333395060c2f5e63cf36a38fba10176f183b4163a5794e081a480abba5f",
         942,
@@ -615,7 +615,7 @@ fn notation_go_envelope_with_user_metadata() {
         .add_certificate_der(TrustStoreType::Ca, "self", &leaf_of_jws(&env))
         .unwrap();
     let p = global_policy("strict", &["ca:self"], &["*"]);
-    let subject = Descriptor::new(
+    let subject = TargetArtifact::new(
         "application/vnd.docker.distribution.manifest.v2+json",
         "sha256:5a07385af4e6b6af81b0ebfd435aedccdfa3507f0609c658209e1aba57159b2b",
         942,
@@ -646,8 +646,8 @@ fn notation_go_envelope_with_user_metadata() {
 // ---------------------------------------------------------------------------------------------
 // notation-go/verifier/testdata/timestamp: RFC 3161 countersignatures
 
-fn ts_subject() -> Descriptor {
-    Descriptor::new(
+fn ts_subject() -> TargetArtifact {
+    TargetArtifact::new(
         "application/vnd.docker.distribution.manifest.v2+json",
         "sha256:c0669ef34cdc14332c0f1ab0c2c01acb91d96014b172f1a76f3a39e63d1f0bda",
         528,
@@ -909,7 +909,7 @@ fn layout_blob(layout: &Path, digest: &str) -> Vec<u8> {
 }
 
 /// The tagged subject (`v1`) and every Notation signature manifest's layer of a layout.
-fn layout(v: &Path, name: &str) -> (Descriptor, Vec<Sig>) {
+fn layout(v: &Path, name: &str) -> (TargetArtifact, Vec<Sig>) {
     let dir = e2e(v).join("oci_layout").join(name);
     let index: Value = serde_json::from_slice(&read(dir.join("index.json"))).unwrap();
     let mut subject = None;
@@ -917,7 +917,7 @@ fn layout(v: &Path, name: &str) -> (Descriptor, Vec<Sig>) {
     for m in index["manifests"].as_array().unwrap() {
         let digest = m["digest"].as_str().unwrap();
         if m["annotations"]["org.opencontainers.image.ref.name"] == "v1" {
-            subject = Some(Descriptor::new(
+            subject = Some(TargetArtifact::new(
                 m["mediaType"].as_str().unwrap(),
                 digest,
                 m["size"].as_u64().unwrap(),
@@ -963,7 +963,7 @@ fn e2e_store(v: &Path, certs: &[&str]) -> TrustStores {
     s
 }
 
-fn e2e_ref(subject: &Descriptor) -> String {
+fn e2e_ref(subject: &TargetArtifact) -> String {
     format!("localhost:5000/e2e@{}", subject.digest)
 }
 

@@ -4,8 +4,8 @@
 use chrono::Utc;
 use serde_json::json;
 use verdict_scanner::notation::{
-    Descriptor as ScanDescriptor, MEDIA_TYPE_JWS, TrustPolicyDocument, TrustStoreType, TrustStores,
-    verify_signature,
+    MEDIA_TYPE_JWS, TargetArtifact as ScanDescriptor, TrustPolicyDocument, TrustStoreType,
+    TrustStores, verify_signature,
 };
 use verdict_testkit::notation::{THUMBPRINT_ANNOTATION, push_notation_signature, sign_jws};
 use verdict_testkit::oci::{Descriptor, NOTATION_SIGNATURE};

@@ -27,10 +27,10 @@ pub use crypto::SignatureAlgorithm;
 pub use envelope::{EnvelopeFormat, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS, SigningScheme};
 pub use error::NotationError;
 pub use outcome::{
-    AppliedPolicy, Evidence, Failure, SignatureOutcome, SignerFacts, StepResult, StepStatus,
-    TimestampEvidence, TrustAnchorRef,
+    AppliedPolicy, Failure, SignatureEvidence, SignatureOutcome, SignerFacts, StepResult,
+    StepStatus, TimestampEvidence, TrustAnchorRef,
 };
-pub use payload::{Descriptor, PAYLOAD_CONTENT_TYPE};
+pub use payload::{PAYLOAD_CONTENT_TYPE, TargetArtifact};
 pub use policy::{
     Action, Level, PolicyError, TrustPolicyDocument, TrustPolicyStatement, TrustStoreRef,
     TrustedIdentity, Validation, VerifyTimestamp,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::crypto::SignatureAlgorithm;
 use super::envelope::{EnvelopeFormat, SigningScheme};
-use super::payload::Descriptor;
+use super::payload::TargetArtifact;
 use super::policy::{Action, Validation};
 
 /// How one validation ended.
@@ -100,7 +100,7 @@ pub struct TimestampEvidence {
 
 /// What is needed to re-verify later without the registry and to revoke on trust changes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Evidence {
+pub struct SignatureEvidence {
     /// `sha256:<hex>` of the envelope bytes (the signature blob digest).
     pub envelope_digest: String,
     pub envelope_media_type: String,
@@ -118,7 +118,7 @@ pub struct Evidence {
     pub chain_not_after: Option<DateTime<Utc>>,
     pub timestamp: Option<TimestampEvidence>,
     /// The signed `targetArtifact`.
-    pub payload: Option<Descriptor>,
+    pub payload: Option<TargetArtifact>,
 }
 
 /// The outcome of verifying one signature envelope.
@@ -134,7 +134,7 @@ pub struct SignatureOutcome {
     /// One line for people: success, the failure, or success with warnings.
     pub message: String,
     pub signer: Option<SignerFacts>,
-    pub evidence: Evidence,
+    pub evidence: SignatureEvidence,
     /// When the time alone may turn this verdict: the enforced expiry, or — when validity was
     /// judged at verification time — the earliest certificate expiry. `None`: time-independent.
     pub valid_until: Option<DateTime<Utc>>,

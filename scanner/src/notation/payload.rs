@@ -12,7 +12,7 @@ pub const PAYLOAD_CONTENT_TYPE: &str = "application/vnd.cncf.notary.payload.v1+j
 /// An OCI content descriptor (the fields a Notation payload signs).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Descriptor {
+pub struct TargetArtifact {
     pub media_type: String,
     pub digest: String,
     pub size: u64,
@@ -22,7 +22,7 @@ pub struct Descriptor {
     pub annotations: BTreeMap<String, String>,
 }
 
-impl Descriptor {
+impl TargetArtifact {
     /// A descriptor with no annotations or artifact type.
     pub fn new(media_type: impl Into<String>, digest: impl Into<String>, size: u64) -> Self {
         Self {
@@ -36,7 +36,7 @@ impl Descriptor {
 
     /// Same content: media type, digest and size equal (annotations are not compared, as in
     /// oras `content.Equal`).
-    pub fn same_content(&self, other: &Descriptor) -> bool {
+    pub fn same_content(&self, other: &TargetArtifact) -> bool {
         self.media_type == other.media_type
             && self.digest == other.digest
             && self.size == other.size
@@ -44,7 +44,7 @@ impl Descriptor {
 }
 
 /// Parses the signed payload and returns its `targetArtifact`.
-pub(crate) fn parse_payload(bytes: &[u8]) -> Result<Descriptor, String> {
+pub(crate) fn parse_payload(bytes: &[u8]) -> Result<TargetArtifact, String> {
     if bytes.is_empty() {
         return Err("the signed payload is empty".into());
     }
@@ -81,7 +81,7 @@ pub(crate) fn parse_payload(bytes: &[u8]) -> Result<Descriptor, String> {
             .collect::<Result<_, _>>()?,
         Some(_) => return Err("\"targetArtifact.annotations\" is not an object".into()),
     };
-    Ok(Descriptor {
+    Ok(TargetArtifact {
         media_type: str_field("mediaType")?,
         digest: str_field("digest")?,
         size,

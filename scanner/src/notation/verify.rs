@@ -13,10 +13,10 @@ use super::certs::{self, Certificate, Purpose};
 use super::crypto::{self, SignatureAlgorithm};
 use super::envelope::{self, Envelope, SigningScheme};
 use super::outcome::{
-    AppliedPolicy, Evidence, Failure, SignatureOutcome, SignerFacts, StepResult, StepStatus,
-    TimestampEvidence, TrustAnchorRef,
+    AppliedPolicy, Failure, SignatureEvidence, SignatureOutcome, SignerFacts, StepResult,
+    StepStatus, TimestampEvidence, TrustAnchorRef,
 };
-use super::payload::{self, Descriptor, PAYLOAD_CONTENT_TYPE};
+use super::payload::{self, PAYLOAD_CONTENT_TYPE, TargetArtifact};
 use super::policy::{
     Action, Level, TrustPolicyDocument, TrustPolicyStatement, TrustedIdentity, Validation,
     VerifyTimestamp,
@@ -36,13 +36,13 @@ fn rfc1123(t: DateTime<Utc>) -> String {
 struct Integrity {
     env: Envelope,
     chain: Vec<Arc<Certificate>>,
-    payload: Descriptor,
+    payload: TargetArtifact,
 }
 
 fn check_integrity(
     envelope_bytes: &[u8],
     media_type: &str,
-    subject: &Descriptor,
+    subject: &TargetArtifact,
 ) -> Result<Integrity, String> {
     let env = envelope::parse(media_type, envelope_bytes)
         .map_err(|e| format!("unable to parse the signature envelope: {e}"))?;
@@ -316,7 +316,7 @@ fn check_authentic_timestamp(
 
 struct Run {
     steps: Vec<StepResult>,
-    evidence: Evidence,
+    evidence: SignatureEvidence,
     policy: Option<AppliedPolicy>,
     signer: Option<SignerFacts>,
     now: DateTime<Utc>,
@@ -372,7 +372,7 @@ impl Run {
 pub fn verify_signature(
     envelope: &[u8],
     media_type: &str,
-    subject: &Descriptor,
+    subject: &TargetArtifact,
     artifact_reference: &str,
     policy: &TrustPolicyDocument,
     stores: &TrustStores,
@@ -380,10 +380,10 @@ pub fn verify_signature(
 ) -> SignatureOutcome {
     let mut run = Run {
         steps: Vec::new(),
-        evidence: Evidence {
+        evidence: SignatureEvidence {
             envelope_digest: format!("sha256:{}", crypto::sha256_hex(envelope)),
             envelope_media_type: media_type.to_string(),
-            ..Evidence::default()
+            ..SignatureEvidence::default()
         },
         policy: None,
         signer: None,

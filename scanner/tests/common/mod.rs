@@ -21,7 +21,7 @@ use rcgen::{
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyUsagePurpose,
 };
 use serde_json::{Value, json};
-use verdict_scanner::notation::{Descriptor, TrustPolicyDocument, TrustStoreType, TrustStores};
+use verdict_scanner::notation::{TargetArtifact, TrustPolicyDocument, TrustStoreType, TrustStores};
 
 /// Directory of the third-party vectors, or `None` (with the "skipped" line) when absent.
 pub fn vectors_dir() -> Option<PathBuf> {
@@ -356,8 +356,8 @@ impl Chain {
 }
 
 /// The subject manifest the fixtures sign.
-pub fn subject() -> Descriptor {
-    Descriptor::new(
+pub fn subject() -> TargetArtifact {
+    TargetArtifact::new(
         "application/vnd.oci.image.manifest.v1+json",
         "sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9",
         517,
@@ -419,7 +419,7 @@ impl Opts {
         c
     }
 
-    fn payload(&self, subject: &Descriptor) -> Vec<u8> {
+    fn payload(&self, subject: &TargetArtifact) -> Vec<u8> {
         self.payload.clone().unwrap_or_else(|| {
             serde_json::to_vec(&json!({"targetArtifact": {
                 "mediaType": subject.media_type, "digest": subject.digest, "size": subject.size}}))
@@ -437,7 +437,7 @@ impl Opts {
 }
 
 /// A JWS envelope (flattened JSON) as notation writes it.
-pub fn jws(key: &TestKey, chain: &[Vec<u8>], subject: &Descriptor, o: &Opts) -> Vec<u8> {
+pub fn jws(key: &TestKey, chain: &[Vec<u8>], subject: &TargetArtifact, o: &Opts) -> Vec<u8> {
     let mut protected = serde_json::Map::new();
     protected.insert("alg".into(), json!(o.alg.unwrap_or(key.kind).jws_alg()));
     protected.insert("crit".into(), json!(o.crit()));
@@ -483,7 +483,7 @@ fn cose_time(t: DateTime<Utc>) -> Cbor {
 }
 
 /// A COSE_Sign1_Tagged envelope as notation writes it.
-pub fn cose(key: &TestKey, chain: &[Vec<u8>], subject: &Descriptor, o: &Opts) -> Vec<u8> {
+pub fn cose(key: &TestKey, chain: &[Vec<u8>], subject: &TargetArtifact, o: &Opts) -> Vec<u8> {
     let mut p = HeaderBuilder::new()
         .algorithm(o.alg.unwrap_or(key.kind).cose_alg())
         .content_type(o.content_type.clone())
