@@ -322,6 +322,10 @@ fn json(status: StatusCode, answer: &ProviderResponse) -> Response {
 /// Reads at most `limit` bytes within `read_timeout`; a larger body is drained (up to
 /// [`DRAIN_LIMIT`]) and refused. Kept bytes past [`FREE_BODY_BYTES`] are taken from `budget`
 /// (held in `*held` until the caller drops it); when the budget is spent the request is refused.
+///
+/// Not `http_body_util::Limited`: it stops at the limit, and this reader must also charge the
+/// shared budget frame by frame and drain an oversized body so the client reads the refusal
+/// (with its size) instead of a reset connection.
 async fn read_body<'a>(
     headers: &HeaderMap,
     body: Body,
