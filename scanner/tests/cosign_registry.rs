@@ -11,7 +11,6 @@
 mod cosign_support;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -21,12 +20,12 @@ use verdict_scanner::verify::ImageVerifier;
 use verdict_testkit::inproc_registry::InprocRegistry;
 use verdict_testkit::oci::{OciClient, cosign_payload};
 use verdict_testkit::pki::{KeyAlg, TestKey};
-use verdict_testkit::{DockerRegistry, shared_dir};
+use verdict_testkit::{DockerRegistry, shared_file};
 
-fn seed() -> Option<String> {
-    let dir = shared_dir()?;
-    let path: PathBuf = dir.join("seeds/ratify-on-azure.md");
-    Some(std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+/// The seed (part of the test environment: a missing one fails the test).
+fn seed() -> String {
+    let path = shared_file("seeds/ratify-on-azure.md");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// The body of the heredoc `cat <<EOF > <file>` in the seed, with list indentation removed.
@@ -75,7 +74,7 @@ fn annotations() -> BTreeMap<String, String> {
 
 #[tokio::test]
 async fn seed_verifier_allows_the_signed_image_and_denies_the_unsigned_one() {
-    let Some(md) = seed() else { return };
+    let md = seed();
     let reg = DockerRegistry::start().await.expect("docker-registry");
     let host = reg.host_port();
     let oci = reg.client();
@@ -159,7 +158,7 @@ async fn seed_verifier_allows_the_signed_image_and_denies_the_unsigned_one() {
 
 #[tokio::test]
 async fn denials_name_their_reason() {
-    let Some(md) = seed() else { return };
+    let md = seed();
     let reg = DockerRegistry::start().await.expect("docker-registry");
     let host = reg.host_port();
     let oci = reg.client();
@@ -264,7 +263,7 @@ async fn denials_name_their_reason() {
 
 #[tokio::test]
 async fn fine_tuned_policies_pick_the_key_by_registry_scope() {
-    let Some(md) = seed() else { return };
+    let md = seed();
     let reg1 = DockerRegistry::start().await.expect("docker-registry 1");
     let reg2 = DockerRegistry::start().await.expect("docker-registry 2");
     let (h1, h2) = (reg1.host_port(), reg2.host_port());
