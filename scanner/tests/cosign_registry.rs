@@ -20,6 +20,7 @@ use verdict_scanner::verify::ImageVerifier;
 use verdict_testkit::inproc_registry::InprocRegistry;
 use verdict_testkit::oci::{OciClient, cosign_payload};
 use verdict_testkit::pki::{KeyAlg, TestKey};
+use verdict_testkit::ratify::inline_kmp_yaml;
 use verdict_testkit::{DockerRegistry, shared_file};
 
 /// The seed (part of the test environment: a missing one fails the test).
@@ -64,7 +65,7 @@ fn seed_config(md: &str, key_pem: &str) -> String {
     assert!(verifier.contains("artifactTypes: application/vnd.dev.cosign.artifact.sig.v1+json"));
     format!(
         "{store}---\n{verifier}---\n{}",
-        kmp_yaml("keymanagementprovider-akv", "key", key_pem)
+        inline_kmp_yaml("keymanagementprovider-akv", None, "key", key_pem)
     )
 }
 
@@ -279,8 +280,18 @@ async fn fine_tuned_policies_pick_the_key_by_registry_scope() {
     let cfg = format!(
         "{}---\n{verifier}---\n{}---\n{}",
         store_yaml(),
-        kmp_yaml("keymanagementprovider-akv1", "key", &key1.public_key_pem()),
-        kmp_yaml("keymanagementprovider-akv2", "key", &key2.public_key_pem()),
+        inline_kmp_yaml(
+            "keymanagementprovider-akv1",
+            None,
+            "key",
+            &key1.public_key_pem()
+        ),
+        inline_kmp_yaml(
+            "keymanagementprovider-akv2",
+            None,
+            "key",
+            &key2.public_key_pem()
+        ),
     );
     let tc = trust(&cfg);
 
@@ -373,7 +384,7 @@ fn overlapping_scopes_are_rejected_with_both_scopes_named() {
         keys: [{provider: kmp}]
 "
         ),
-        kmp_yaml("kmp", "key", &key.public_key_pem())
+        inline_kmp_yaml("kmp", None, "key", &key.public_key_pem())
     );
     let report = verdict_crds::load_str("verifier.yaml", &cfg);
     let d = report
@@ -412,7 +423,7 @@ async fn a_throttled_sig_tag_lookup_is_transient_not_unsigned() {
             SIG_ARTIFACT,
             "      - name: default\n        scopes: [\"*\"]\n        keys: [{provider: kmp}]\n"
         ),
-        kmp_yaml("kmp", "key", &key.public_key_pem())
+        inline_kmp_yaml("kmp", None, "key", &key.public_key_pem())
     );
     let registry = verdict_scanner::registry::RegistryClient::anonymous(RegistryConfig {
         plain_http_registries: vec![host.clone()],

@@ -6,6 +6,7 @@
 //! - [`oci`]: a registry client for tests (images, artifacts with `subject`, layouts, cosign tags).
 //! - [`pki`]: CA chains, code-signing/TSA/TLS leaves, bad certificates, signers.
 //! - [`notation`]: Notation JWS signatures pushed as referrers.
+//! - [`ratify`]: Ratify CRs as users write them (inline KeyManagementProvider, Notation Verifier).
 //! - [`shared`]: `../shared` (reference files required, vectors optional) and recorded skips.
 //! - [`demo`]: `make demo`: a signed and an unsigned image judged by a real `verdict serve`.
 
@@ -16,6 +17,7 @@ pub mod notation;
 pub mod oci;
 pub mod pki;
 pub mod process;
+pub mod ratify;
 pub mod registry;
 pub mod serve;
 pub mod shared;
