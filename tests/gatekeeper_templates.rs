@@ -19,6 +19,7 @@ use verdict_testkit::demo::{SIGNER_SUBJECT, ratify_config};
 use verdict_testkit::notation::push_notation_signature;
 use verdict_testkit::pki::TestCert;
 use verdict_testkit::pki::{CertBuilder, KeyAlg};
+use verdict_testkit::ratify::{NotationVerifier, inline_kmp_yaml};
 use verdict_testkit::serve::{ServeOptions, VERIFY_V1, VERIFY_V2, VerdictServer};
 use verdict_testkit::{DockerRegistry, shared_dir};
 
@@ -517,66 +518,19 @@ fn every_ratify_template_on_either_endpoint_admits_only_what_verdict_verified() 
 /// `prod` has its own NamespacedKeyManagementProvider and NamespacedVerifier trusting only
 /// `prod_root` (same signer subject, so only the trust store tells them apart).
 fn multi_tenant_config(cluster_root: &TestCert, prod_root: &TestCert) -> String {
-    let indent =
-        |c: &TestCert| -> String { c.pem().lines().map(|l| format!("      {l}\n")).collect() };
-    let verifier = |kind: &str, namespace: &str, provider: &str| {
-        format!(
-            r#"apiVersion: config.ratify.deislabs.io/v1beta1
-kind: {kind}
-metadata:
-  name: verifier-notation
-{namespace}spec:
-  name: notation
-  artifactTypes: application/vnd.cncf.notary.signature
-  parameters:
-    verificationCertStores:
-      certs:
-        - {provider}
-    trustPolicyDoc:
-      version: "1.0"
-      trustPolicies:
-        - name: default
-          registryScopes: ["*"]
-          signatureVerification:
-            level: strict
-          trustStores: ["ca:certs"]
-          trustedIdentities: ["x509.subject: {SIGNER_SUBJECT}"]
-"#
-        )
-    };
-    format!(
-        r#"apiVersion: config.ratify.deislabs.io/v1beta1
-kind: KeyManagementProvider
-metadata:
-  name: cluster-certs
-spec:
-  type: inline
-  parameters:
-    contentType: certificate
-    value: |
-{}---
-apiVersion: config.ratify.deislabs.io/v1beta1
-kind: NamespacedKeyManagementProvider
-metadata:
-  name: prod-certs
-  namespace: prod
-spec:
-  type: inline
-  parameters:
-    contentType: certificate
-    value: |
-{}---
-{}---
-{}"#,
-        indent(cluster_root),
-        indent(prod_root),
-        verifier("Verifier", "", "cluster-certs"),
-        verifier(
-            "NamespacedVerifier",
-            "  namespace: prod\n",
-            "prod/prod-certs"
-        ),
-    )
+    let signer = format!("x509.subject: {SIGNER_SUBJECT}");
+    [
+        inline_kmp_yaml("cluster-certs", None, "certificate", &cluster_root.pem()),
+        inline_kmp_yaml("prod-certs", Some("prod"), "certificate", &prod_root.pem()),
+        NotationVerifier::new("verifier-notation", "cluster-certs")
+            .trusted_identities(&[&signer])
+            .yaml(),
+        NotationVerifier::new("verifier-notation", "prod/prod-certs")
+            .namespaced("prod")
+            .trusted_identities(&[&signer])
+            .yaml(),
+    ]
+    .join("---\n")
 }
 
 #[test]

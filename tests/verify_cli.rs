@@ -4,47 +4,22 @@
 use std::path::Path;
 use std::process::Command;
 
+use verdict_testkit::ratify::{NotationVerifier, inline_kmp_yaml};
 use verdict_testkit::{DockerRegistry, shared_dir};
 
 fn write_config(dir: &Path, shared: &Path) {
     let cert =
         std::fs::read_to_string(shared.join("vectors/notation-e2e/config/localkeys/e2e.crt"))
             .expect("e2e.crt");
-    let cert: String = cert.lines().map(|l| format!("      {l}\n")).collect();
     std::fs::write(
         dir.join("kmp.yaml"),
-        format!(
-            "apiVersion: config.ratify.deislabs.io/v1beta1\nkind: KeyManagementProvider\nmetadata:\n  name: kmp-e2e\nspec:\n  type: inline\n  parameters:\n    contentType: certificate\n    value: |\n{cert}"
-        ),
+        inline_kmp_yaml("kmp-e2e", None, "certificate", &cert),
     )
     .unwrap();
     // The seed's Notation verifier, correctly indented, trusting the e2e certificate.
     std::fs::write(
         dir.join("verifier.yaml"),
-        r#"apiVersion: config.ratify.deislabs.io/v1beta1
-kind: Verifier
-metadata:
-  name: verifier-notation
-spec:
-  name: notation
-  artifactTypes: application/vnd.cncf.notary.signature
-  parameters:
-    verificationCertStores:
-      certs:
-        - kmp-e2e
-    trustPolicyDoc:
-      version: "1.0"
-      trustPolicies:
-        - name: default
-          registryScopes:
-            - "*"
-          signatureVerification:
-            level: strict
-          trustStores:
-            - ca:certs
-          trustedIdentities:
-            - "*"
-"#,
+        NotationVerifier::new("verifier-notation", "kmp-e2e").yaml(),
     )
     .unwrap();
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use common::*;
+use serde_json::Value;
 use verdict_cache_api::VerdictCache;
 
 #[tokio::test]
@@ -66,15 +67,20 @@ async fn v1_verify_hit_miss_deny_shapes() -> Result<()> {
     s.stop().await
 }
 
-#[tokio::test]
-async fn v2_verify_shape() -> Result<()> {
+/// A server with a key whose allow is cached and a key the verifier denies when asked (a miss).
+async fn server_with_a_hit_and_a_denied_miss() -> Result<(TestServer, String, String)> {
     let s = TestServer::start(false, |_| {}).await?;
     let hit = format!("registry.example/app@{}", digest("app"));
     let denied = format!("registry.example/bad@{}", digest("bad"));
     s.put(None, &hit, true);
     s.verifier
         .set(&digest("bad"), Behaviour::Deny, Duration::ZERO);
+    Ok((s, hit, denied))
+}
 
+#[tokio::test]
+async fn v2_verify_shape() -> Result<()> {
+    let (s, hit, denied) = server_with_a_hit_and_a_denied_miss().await?;
     let r = ask(&s.client(), &s.url(V2_VERIFY), &[&hit, &denied]).await?;
     assert_eq!(r["idempotent"], false);
     let v = &item(&r, &hit)["value"];
@@ -97,6 +103,89 @@ async fn v2_verify_shape() -> Result<()> {
     assert_eq!(detail["SN"], "CN=signer");
     assert_eq!(item(&r, &denied)["value"]["succeeded"], false);
     s.stop().await
+}
+
+/// Ratify v2's own answer (`../shared/reference/examples/ratify-v2/07-v2-verify-response.json`,
+/// from Ratify's `internal/httpserver/response.go`): Verdict's answer has every field of it, at
+/// the same place and of the same JSON type, whatever the values (Verdict may add fields: v1's
+/// decision, for v1 templates). A hit and a verified miss, both through the v2 endpoint.
+#[tokio::test]
+async fn v2_verify_answer_has_every_field_of_ratifys_example() -> Result<()> {
+    let path =
+        verdict_testkit::shared_file("reference/examples/ratify-v2/07-v2-verify-response.json");
+    let mut example: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    example
+        .as_object_mut()
+        .expect("the example is an object")
+        .remove("_comment");
+
+    let (s, hit, verified) = server_with_a_hit_and_a_denied_miss().await?;
+    let body = serde_json::to_vec(&request(&[&hit, &verified]))?;
+    let (status, answer) = post_json(&s.client(), &s.url(V2_VERIFY), body).await?;
+    assert_eq!(status, 200, "{answer}");
+
+    let mut differences = Vec::new();
+    shape_differences(&example, &answer, "$", &mut differences);
+    assert!(
+        differences.is_empty(),
+        "Verdict's v2 answer differs from Ratify's example:\n{}\nanswer: {answer:#}",
+        differences.join("\n")
+    );
+    // `detail` is a string holding JSON (the verifier's extensions), as in the example.
+    for key in [&hit, &verified] {
+        for artifact in item(&answer["response"], key)["value"]["artifactReports"]
+            .as_array()
+            .expect("artifactReports")
+        {
+            for result in artifact["results"].as_array().expect("results") {
+                let detail = result["detail"].as_str().expect("detail");
+                let decoded: Value = serde_json::from_str(detail)?;
+                assert!(decoded.is_object(), "{key}: detail {detail}");
+            }
+        }
+    }
+    s.stop().await
+}
+
+/// Where `actual` lacks a field of `example` or has another JSON type at its place; each
+/// element of an array is compared with each element of the example's.
+fn shape_differences(example: &Value, actual: &Value, path: &str, out: &mut Vec<String>) {
+    fn type_name(v: &Value) -> &'static str {
+        match v {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Array(_) => "an array",
+            Value::Object(_) => "an object",
+        }
+    }
+    match (example, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            for (k, ev) in e {
+                match a.get(k) {
+                    Some(av) => shape_differences(ev, av, &format!("{path}.{k}"), out),
+                    None => out.push(format!("{path}.{k}: missing")),
+                }
+            }
+        }
+        (Value::Array(e), Value::Array(a)) => {
+            if a.is_empty() && !e.is_empty() {
+                out.push(format!("{path}: empty, the example's is not"));
+            }
+            for (i, av) in a.iter().enumerate() {
+                for ev in e {
+                    shape_differences(ev, av, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        _ if type_name(example) == type_name(actual) => {}
+        _ => out.push(format!(
+            "{path}: {} where the example has {}",
+            type_name(actual),
+            type_name(example)
+        )),
+    }
 }
 
 #[tokio::test]

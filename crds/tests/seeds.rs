@@ -9,6 +9,7 @@ use verdict_crds::{
     AuthProvider, CertStoreEntry, KmpParameters, OrasParameters, Resource, StoreParameters,
     VerifierParameters, load_str,
 };
+use verdict_testkit::shared_file;
 
 const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
 const TENANT_ID: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
@@ -98,8 +99,8 @@ fn resource_blocks(md: &str) -> Vec<String> {
     out
 }
 
-fn seed_blocks() -> Option<Vec<String>> {
-    let path = shared("seeds/ratify-on-azure.md")?;
+fn seed_blocks() -> Vec<String> {
+    let path = shared_file("seeds/ratify-on-azure.md");
     let md = std::fs::read_to_string(path).unwrap();
     let blocks = resource_blocks(&md);
     assert_eq!(
@@ -108,14 +109,12 @@ fn seed_blocks() -> Option<Vec<String>> {
         "the seed's Ratify YAML blocks changed:\n{}",
         blocks.join("\n----\n")
     );
-    Some(blocks)
+    blocks
 }
 
 #[test]
 fn second_seed_has_no_ratify_resource_yaml() {
-    let Some(path) = shared("seeds/image-verification-gatekeeper-ratify.md") else {
-        return;
-    };
+    let path = shared_file("seeds/image-verification-gatekeeper-ratify.md");
     let md = std::fs::read_to_string(path).unwrap();
     assert!(
         resource_blocks(&md).is_empty(),
@@ -125,7 +124,7 @@ fn second_seed_has_no_ratify_resource_yaml() {
 
 #[test]
 fn store_oras_loads_with_every_field() {
-    let Some(blocks) = seed_blocks() else { return };
+    let blocks = seed_blocks();
     let text = expand(&blocks[0], KEY_ID);
     let r = load_str("store_config.yaml", &text);
     assert!(r.diagnostics.is_empty(), "{}", dump(&r));
@@ -162,7 +161,7 @@ fn store_oras_loads_with_every_field() {
 
 #[test]
 fn kmp_for_notation_certificates_loads_with_every_field() {
-    let Some(blocks) = seed_blocks() else { return };
+    let blocks = seed_blocks();
     let r = load_str("kmp_config.yaml", &expand(&blocks[1], KEY_ID));
     assert!(r.diagnostics.is_empty(), "{}", dump(&r));
     let k = r.resources[0]
@@ -215,7 +214,7 @@ fn kmp_for_notation_certificates_loads_with_every_field() {
 
 #[test]
 fn kmp_for_cosign_keys_loads_with_every_field() {
-    let Some(blocks) = seed_blocks() else { return };
+    let blocks = seed_blocks();
     let r = load_str("kmp_config.yaml", &expand(&blocks[2], KEY_ID));
     assert!(r.diagnostics.is_empty(), "{}", dump(&r));
     assert_eq!(
@@ -230,7 +229,7 @@ fn kmp_for_cosign_keys_loads_with_every_field() {
 
 #[test]
 fn notation_verifier_as_printed_fails_at_the_misindented_key() {
-    let Some(blocks) = seed_blocks() else { return };
+    let blocks = seed_blocks();
     let text = expand(&blocks[3], KEY_ID);
     let r = load_str("notation_config.yaml", &text);
     assert!(r.resources.is_empty());
@@ -278,7 +277,7 @@ fn fixed_notation(block: &str) -> String {
 
 #[test]
 fn notation_verifier_with_fixed_indentation_loads_with_every_field() {
-    let Some(blocks) = seed_blocks() else { return };
+    let blocks = seed_blocks();
     let text = format!(
         "{}---\n{}",
         expand(&blocks[1], KEY_ID),
@@ -333,7 +332,7 @@ fn notation_verifier_with_fixed_indentation_loads_with_every_field() {
 
 #[test]
 fn cosign_verifier_loads_and_resolves_its_provider() {
-    let Some(blocks) = seed_blocks() else { return };
+    let blocks = seed_blocks();
     let text = format!(
         "{}---\n{}",
         expand(&blocks[2], KEY_ID),
@@ -365,7 +364,7 @@ fn cosign_verifier_loads_and_resolves_its_provider() {
 
 #[test]
 fn fine_tuned_cosign_policies_load_and_name_their_missing_providers() {
-    let Some(blocks) = seed_blocks() else { return };
+    let blocks = seed_blocks();
     let text = expand(&blocks[5], KEY_ID);
     let r = load_str("verifier.yaml", &text);
     let missing = all(&r, "unknown-provider");
@@ -468,12 +467,12 @@ fn check_rotation_example(block: &str, versions: &[&str]) {
 
 #[test]
 fn key_rotation_example_as_printed_fails_precisely() {
-    let Some(blocks) = seed_blocks() else { return };
+    let blocks = seed_blocks();
     check_rotation_example(&blocks[6], &[KEY_VER, KEY_VER_NEW]);
 }
 
 #[test]
 fn disable_key_version_example_as_printed_fails_precisely() {
-    let Some(blocks) = seed_blocks() else { return };
+    let blocks = seed_blocks();
     check_rotation_example(&blocks[7], &[KEY_VER_NEW]);
 }

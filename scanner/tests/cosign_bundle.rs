@@ -12,6 +12,7 @@ use verdict_testkit::DockerRegistry;
 use verdict_testkit::inproc_registry::InprocRegistry;
 use verdict_testkit::oci::{Descriptor, OciClient};
 use verdict_testkit::pki::{KeyAlg, SignAlg, TestKey};
+use verdict_testkit::ratify::inline_kmp_yaml;
 
 /// Cosign verifier for both artifact types, one global policy with key `kmp`.
 fn config(key: &TestKey, tlog_verify: Option<bool>) -> String {
@@ -27,7 +28,7 @@ fn config(key: &TestKey, tlog_verify: Option<bool>) -> String {
                 "      - name: default\n        scopes: [\"*\"]\n        keys: [{{provider: kmp}}]\n{tlog}"
             )
         ),
-        kmp_yaml("kmp", "key", &key.public_key_pem())
+        inline_kmp_yaml("kmp", None, "key", &key.public_key_pem())
     )
 }
 

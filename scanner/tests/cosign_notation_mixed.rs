@@ -12,6 +12,7 @@ use verdict_testkit::demo::ratify_config;
 use verdict_testkit::notation::push_notation_signature;
 use verdict_testkit::oci::{Descriptor, OCI_EMPTY, OciClient, cosign_payload};
 use verdict_testkit::pki::{CertBuilder, KeyAlg, TestKey};
+use verdict_testkit::ratify::inline_kmp_yaml;
 
 /// Cosign's OCI 1.1 mode: the simple-signing manifest pushed as a referrer (artifactType
 /// `application/vnd.dev.cosign.artifact.sig.v1+json`), listed in the tag-schema index.
@@ -74,7 +75,7 @@ async fn notation_and_cosign_both_report_and_the_policy_decides() {
             SIG_ARTIFACT,
             "      - name: default\n        scopes: [\"*\"]\n        keys: [{provider: kmp-cosign}]\n"
         ),
-        kmp_yaml("kmp-cosign", "key", &key.public_key_pem()),
+        inline_kmp_yaml("kmp-cosign", None, "key", &key.public_key_pem()),
     );
     let reference = format!("{host}/app:v1");
 
@@ -130,7 +131,7 @@ async fn notation_and_cosign_both_report_and_the_policy_decides() {
             SIG_ARTIFACT,
             "      - name: default\n        scopes: [\"*\"]\n        keys: [{provider: kmp-cosign}]\n"
         ),
-        kmp_yaml("kmp-cosign", "key", &key.public_key_pem()),
+        inline_kmp_yaml("kmp-cosign", None, "key", &key.public_key_pem()),
         policy_yaml(&[(SIG_ARTIFACT, "any"), (NOTATION_ARTIFACT, "any")]),
     );
     let r = verify(&host, trust(&wrong_notation), &reference).await;

@@ -11,7 +11,6 @@
 mod cosign_support;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -21,12 +20,13 @@ use verdict_scanner::verify::ImageVerifier;
 use verdict_testkit::inproc_registry::InprocRegistry;
 use verdict_testkit::oci::{OciClient, cosign_payload};
 use verdict_testkit::pki::{KeyAlg, TestKey};
-use verdict_testkit::{DockerRegistry, shared_dir};
+use verdict_testkit::ratify::inline_kmp_yaml;
+use verdict_testkit::{DockerRegistry, shared_file};
 
-fn seed() -> Option<String> {
-    let dir = shared_dir()?;
-    let path: PathBuf = dir.join("seeds/ratify-on-azure.md");
-    Some(std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+/// The seed (part of the test environment: a missing one fails the test).
+fn seed() -> String {
+    let path = shared_file("seeds/ratify-on-azure.md");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// The body of the heredoc `cat <<EOF > <file>` in the seed, with list indentation removed.
@@ -65,7 +65,7 @@ fn seed_config(md: &str, key_pem: &str) -> String {
     assert!(verifier.contains("artifactTypes: application/vnd.dev.cosign.artifact.sig.v1+json"));
     format!(
         "{store}---\n{verifier}---\n{}",
-        kmp_yaml("keymanagementprovider-akv", "key", key_pem)
+        inline_kmp_yaml("keymanagementprovider-akv", None, "key", key_pem)
     )
 }
 
@@ -75,7 +75,7 @@ fn annotations() -> BTreeMap<String, String> {
 
 #[tokio::test]
 async fn seed_verifier_allows_the_signed_image_and_denies_the_unsigned_one() {
-    let Some(md) = seed() else { return };
+    let md = seed();
     let reg = DockerRegistry::start().await.expect("docker-registry");
     let host = reg.host_port();
     let oci = reg.client();
@@ -159,7 +159,7 @@ async fn seed_verifier_allows_the_signed_image_and_denies_the_unsigned_one() {
 
 #[tokio::test]
 async fn denials_name_their_reason() {
-    let Some(md) = seed() else { return };
+    let md = seed();
     let reg = DockerRegistry::start().await.expect("docker-registry");
     let host = reg.host_port();
     let oci = reg.client();
@@ -264,7 +264,7 @@ async fn denials_name_their_reason() {
 
 #[tokio::test]
 async fn fine_tuned_policies_pick_the_key_by_registry_scope() {
-    let Some(md) = seed() else { return };
+    let md = seed();
     let reg1 = DockerRegistry::start().await.expect("docker-registry 1");
     let reg2 = DockerRegistry::start().await.expect("docker-registry 2");
     let (h1, h2) = (reg1.host_port(), reg2.host_port());
@@ -280,8 +280,18 @@ async fn fine_tuned_policies_pick_the_key_by_registry_scope() {
     let cfg = format!(
         "{}---\n{verifier}---\n{}---\n{}",
         store_yaml(),
-        kmp_yaml("keymanagementprovider-akv1", "key", &key1.public_key_pem()),
-        kmp_yaml("keymanagementprovider-akv2", "key", &key2.public_key_pem()),
+        inline_kmp_yaml(
+            "keymanagementprovider-akv1",
+            None,
+            "key",
+            &key1.public_key_pem()
+        ),
+        inline_kmp_yaml(
+            "keymanagementprovider-akv2",
+            None,
+            "key",
+            &key2.public_key_pem()
+        ),
     );
     let tc = trust(&cfg);
 
@@ -374,7 +384,7 @@ fn overlapping_scopes_are_rejected_with_both_scopes_named() {
         keys: [{provider: kmp}]
 "
         ),
-        kmp_yaml("kmp", "key", &key.public_key_pem())
+        inline_kmp_yaml("kmp", None, "key", &key.public_key_pem())
     );
     let report = verdict_crds::load_str("verifier.yaml", &cfg);
     let d = report
@@ -413,7 +423,7 @@ async fn a_throttled_sig_tag_lookup_is_transient_not_unsigned() {
             SIG_ARTIFACT,
             "      - name: default\n        scopes: [\"*\"]\n        keys: [{provider: kmp}]\n"
         ),
-        kmp_yaml("kmp", "key", &key.public_key_pem())
+        inline_kmp_yaml("kmp", None, "key", &key.public_key_pem())
     );
     let registry = verdict_scanner::registry::RegistryClient::anonymous(RegistryConfig {
         plain_http_registries: vec![host.clone()],

@@ -14,6 +14,7 @@ use sigstore::crypto::SigningScheme;
 use sigstore::registry::{Auth, ClientConfig, ClientProtocol, OciReference};
 use verdict_testkit::DockerRegistry;
 use verdict_testkit::oci::cosign_signature_tag;
+use verdict_testkit::ratify::inline_kmp_yaml;
 
 fn config(key_pem: &str) -> String {
     format!(
@@ -23,7 +24,7 @@ fn config(key_pem: &str) -> String {
             SIG_ARTIFACT,
             "      - name: default\n        scopes: [\"*\"]\n        keys: [{provider: kmp}]\n"
         ),
-        kmp_yaml("kmp", "key", key_pem)
+        inline_kmp_yaml("kmp", None, "key", key_pem)
     )
 }
 

@@ -11,6 +11,7 @@ use verdict_scanner::report::VerificationResult;
 use verdict_scanner::trust::TrustConfig;
 use verdict_scanner::verify::ImageVerifier;
 use verdict_testkit::inproc_registry::InprocRegistry;
+use verdict_testkit::ratify::{NotationVerifier, inline_kmp_yaml};
 use verdict_testkit::{DockerRegistry, OciClient, shared_dir};
 
 const SUBJECT: &str = "sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9";
@@ -31,32 +32,13 @@ fn config_yaml(shared: &Path, cert_file: &str, policy_file: &str, policy: Option
     )
     .expect("policy");
     let doc: serde_json::Value = serde_json::from_str(&doc).expect("policy json");
-    let indented: String = cert.lines().map(|l| format!("      {l}\n")).collect();
     let mut yaml = format!(
-        r#"apiVersion: config.ratify.deislabs.io/v1beta1
-kind: KeyManagementProvider
-metadata:
-  name: kmp-e2e
-spec:
-  type: inline
-  parameters:
-    contentType: certificate
-    value: |
-{indented}---
-apiVersion: config.ratify.deislabs.io/v1beta1
-kind: Verifier
-metadata:
-  name: verifier-notation
-spec:
-  name: notation
-  artifactTypes: application/vnd.cncf.notary.signature
-  parameters:
-    verificationCertStores:
-      ca:
-        e2e:
-          - kmp-e2e
-    trustPolicyDoc: {doc}
-"#
+        "{}---\n{}",
+        inline_kmp_yaml("kmp-e2e", None, "certificate", &cert),
+        NotationVerifier::new("verifier-notation", "kmp-e2e")
+            .typed_cert_store("ca", "e2e", &["kmp-e2e"])
+            .trust_policy_doc(doc)
+            .yaml()
     );
     if let Some(rule) = policy {
         yaml.push_str(&format!(

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::notation::push_notation_signature;
 use crate::pki::{CertBuilder, KeyAlg, TestCert};
+use crate::ratify::{NotationVerifier, inline_kmp_yaml};
 use crate::registry::DockerRegistry;
 pub use crate::serve::default_verdict_bin;
 use crate::serve::{ServeOptions, VERIFY_V1, VerdictServer};
@@ -86,43 +87,11 @@ impl DemoOutcome {
 /// Ratify CRs as a user would apply them: the inline KMP with `cert` and the seed's Notation
 /// verifier (strict, `ca:certs`, the demo signer's subject as trusted identity).
 pub fn ratify_config(cert: &TestCert) -> String {
-    let indented: String = cert.pem().lines().map(|l| format!("      {l}\n")).collect();
-    format!(
-        r#"apiVersion: config.ratify.deislabs.io/v1beta1
-kind: KeyManagementProvider
-metadata:
-  name: {KMP_NAME}
-spec:
-  type: inline
-  parameters:
-    contentType: certificate
-    value: |
-{indented}---
-apiVersion: config.ratify.deislabs.io/v1beta1
-kind: Verifier
-metadata:
-  name: {VERIFIER_NAME}
-spec:
-  name: notation
-  artifactTypes: application/vnd.cncf.notary.signature
-  parameters:
-    verificationCertStores:
-      certs:
-        - {KMP_NAME}
-    trustPolicyDoc:
-      version: "1.0"
-      trustPolicies:
-        - name: default
-          registryScopes:
-            - "*"
-          signatureVerification:
-            level: strict
-          trustStores:
-            - ca:certs
-          trustedIdentities:
-            - "x509.subject: {SIGNER_SUBJECT}"
-"#
-    )
+    let kmp = inline_kmp_yaml(KMP_NAME, None, "certificate", &cert.pem());
+    let verifier = NotationVerifier::new(VERIFIER_NAME, KMP_NAME)
+        .trusted_identities(&[&format!("x509.subject: {SIGNER_SUBJECT}")])
+        .yaml();
+    format!("{kmp}---\n{verifier}")
 }
 
 /// Runs the demo with `verdict_bin`, reporting progress lines (and the kubectl-style verdicts)

@@ -6,6 +6,8 @@
 //! - [`oci`]: a registry client for tests (images, artifacts with `subject`, layouts, cosign tags).
 //! - [`pki`]: CA chains, code-signing/TSA/TLS leaves, bad certificates, signers.
 //! - [`notation`]: Notation JWS signatures pushed as referrers.
+//! - [`ratify`]: Ratify CRs as users write them (inline KeyManagementProvider, Notation Verifier).
+//! - [`shared`]: `../shared` (reference files required, vectors optional) and recorded skips.
 //! - [`demo`]: `make demo`: a signed and an unsigned image judged by a real `verdict serve`.
 
 pub mod demo;
@@ -15,28 +17,12 @@ pub mod notation;
 pub mod oci;
 pub mod pki;
 pub mod process;
+pub mod ratify;
 pub mod registry;
 pub mod serve;
+pub mod shared;
 
 pub use nats::NatsServer;
 pub use oci::{Descriptor, FetchedManifest, OciClient};
 pub use registry::DockerRegistry;
-
-/// The shared reference/vector directory: `$VERDICT_SHARED_DIR`, else `../shared` next to the
-/// repository. `None` (and a "skipped: ..." line on stderr) when it does not exist, so tests
-/// that need vectors can return early.
-pub fn shared_dir() -> Option<std::path::PathBuf> {
-    let dir = match std::env::var_os("VERDICT_SHARED_DIR") {
-        Some(d) => std::path::PathBuf::from(d),
-        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-    };
-    if dir.join("vectors").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: ../shared/vectors not found ({}); set VERDICT_SHARED_DIR",
-            dir.display()
-        );
-        None
-    }
-}
+pub use shared::{shared_dir, shared_file, shared_root, skip};

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use anyhow::{Context, Result, anyhow};
 use async_trait::async_trait;
 use chrono::Utc;
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use verdict_cache_api::tls::TlsReloader;
@@ -82,11 +84,44 @@ pub enum Behaviour {
     Definitive,
 }
 
-/// An [`InlineVerifier`] with programmable answers and delays, counting calls per digest.
+/// Holds the verifications of the digests it is given to (see [`FakeVerifier::hold`]) until the
+/// test lets them finish: one per [`Gate::release`], all after [`Gate::open`]. A test that must
+/// see a verification still running holds it here instead of guessing how long it takes.
+#[derive(Clone)]
+pub struct Gate(Arc<Semaphore>);
+
+impl Gate {
+    pub fn closed() -> Self {
+        Gate(Arc::new(Semaphore::new(0)))
+    }
+
+    /// Lets `n` held verifications finish.
+    pub fn release(&self, n: usize) {
+        self.0.add_permits(n);
+    }
+
+    /// Lets every held verification finish, and no longer holds later ones.
+    pub fn open(&self) {
+        self.0.close();
+    }
+
+    async fn pass(&self) {
+        // Closed: open for good. Otherwise one permit per verification.
+        if let Ok(permit) = self.0.acquire().await {
+            permit.forget();
+        }
+    }
+}
+
+/// An [`InlineVerifier`] with programmable answers, delays and gates, counting calls per digest
+/// and the verifications running at once (now, and the most seen).
 #[derive(Default)]
 pub struct FakeVerifier {
     plan: Mutex<HashMap<String, (Behaviour, Duration)>>,
+    gates: Mutex<HashMap<String, Gate>>,
     calls: Mutex<HashMap<String, usize>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
 }
 
 impl FakeVerifier {
@@ -95,6 +130,14 @@ impl FakeVerifier {
             .lock()
             .unwrap()
             .insert(digest.to_string(), (behaviour, delay));
+    }
+
+    /// Verifications of `digest` wait at `gate` (counted as called and running meanwhile).
+    pub fn hold(&self, digest: &Digest, gate: &Gate) {
+        self.gates
+            .lock()
+            .unwrap()
+            .insert(digest.to_string(), gate.clone());
     }
 
     pub fn calls(&self, digest: &Digest) -> usize {
@@ -108,6 +151,33 @@ impl FakeVerifier {
 
     pub fn total_calls(&self) -> usize {
         self.calls.lock().unwrap().values().sum()
+    }
+
+    /// Verifications running now (started and neither finished nor cancelled).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The most verifications that ever ran at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight.load(Ordering::SeqCst)
+    }
+}
+
+/// Counts one running verification until dropped (finished, or cancelled by the service).
+struct Running<'a>(&'a FakeVerifier);
+
+impl<'a> Running<'a> {
+    fn start(v: &'a FakeVerifier) -> Self {
+        let now = v.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        v.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        Running(v)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -123,6 +193,7 @@ impl InlineVerifier for FakeVerifier {
             .expect("the service passes digest references")
             .clone();
         *self.calls.lock().unwrap().entry(d.to_string()).or_default() += 1;
+        let _running = Running::start(self);
         let (behaviour, delay) = self
             .plan
             .lock()
@@ -130,6 +201,10 @@ impl InlineVerifier for FakeVerifier {
             .get(&d.to_string())
             .cloned()
             .unwrap_or((Behaviour::Allow, Duration::ZERO));
+        let gate = self.gates.lock().unwrap().get(&d.to_string()).cloned();
+        if let Some(gate) = gate {
+            gate.pass().await;
+        }
         tokio::time::sleep(delay).await;
         let subject = reference.to_string();
         match behaviour {

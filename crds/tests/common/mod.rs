@@ -1,28 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-
 use verdict_crds::{Diagnostic, LoadReport};
-
-/// `$VERDICT_SHARED_DIR`, or `../shared` next to the repository.
-pub fn shared_dir() -> PathBuf {
-    match std::env::var_os("VERDICT_SHARED_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-    }
-}
-
-/// Returns the path under the shared directory, or prints why the test is skipped.
-pub fn shared(rel: &str) -> Option<PathBuf> {
-    let p = shared_dir().join(rel);
-    if p.exists() {
-        Some(p)
-    } else {
-        println!("skipped: ../shared/{rel} not found ({})", p.display());
-        None
-    }
-}
 
 pub fn errors(r: &LoadReport) -> Vec<&Diagnostic> {
     r.diagnostics.iter().filter(|d| d.is_error()).collect()

@@ -23,22 +23,9 @@ use rcgen::{
 use serde_json::{Value, json};
 use verdict_scanner::notation::{TargetArtifact, TrustPolicyDocument, TrustStoreType, TrustStores};
 
-/// Directory of the third-party vectors, or `None` (with the "skipped" line) when absent.
+/// Directory of the third-party vectors, or `None` (the test recorded as skipped) when absent.
 pub fn vectors_dir() -> Option<PathBuf> {
-    let shared = match std::env::var_os("VERDICT_SHARED_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-    };
-    let v = shared.join("vectors");
-    if v.is_dir() {
-        Some(v)
-    } else {
-        eprintln!(
-            "skipped: ../shared/vectors not found ({}); set VERDICT_SHARED_DIR",
-            v.display()
-        );
-        None
-    }
+    Some(verdict_testkit::shared_dir()?.join("vectors"))
 }
 
 /// The date the vector README judges verdicts at.

@@ -40,28 +40,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn indent(text: &str, n: usize) -> String {
-    let pad = " ".repeat(n);
-    text.lines().map(|l| format!("{pad}{l}\n")).collect()
-}
-
-/// An `inline` KeyManagementProvider holding `pem` (`contentType: key` or `certificate`).
-pub fn kmp_yaml(name: &str, content_type: &str, pem: &str) -> String {
-    format!(
-        "apiVersion: config.ratify.deislabs.io/v1beta1
-kind: KeyManagementProvider
-metadata:
-  name: {name}
-spec:
-  type: inline
-  parameters:
-    contentType: {content_type}
-    value: |
-{}",
-        indent(pem, 6)
-    )
-}
-
 /// The seed's Store (`cosignEnabled: true`).
 pub fn store_yaml() -> String {
     "apiVersion: config.ratify.deislabs.io/v1beta1
