@@ -19,6 +19,8 @@ fmt-check:
 
 clippy:
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	# The benchmark's store filler is behind a feature; build it too so it cannot rot.
+	cargo clippy -p verdict-testkit --bins --features bench-store --locked -- -D warnings
 
 # Tests without ../shared/vectors skip themselves (they pass, so cargo hides why) and record it
 # in $(SKIPPED) (verdict_testkit::skip); the list is printed after cargo's, whatever cargo's exit.

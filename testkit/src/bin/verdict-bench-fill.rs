@@ -82,7 +82,7 @@ fn main() -> Result<()> {
     let registry = template_key.registry().to_owned();
     println!(
         "fill: copying the verdict of {} (trust configuration {}) to {} subjects under {registry}/bench/fill-*",
-        template_key.to_string(),
+        template_key,
         template.result.trust_config_fingerprint,
         args.count
     );
@@ -132,7 +132,7 @@ fn copy_for(template: &StoredVerdict, key: &SubjectKey) -> StoredVerdict {
         }
     }
     v.result.subject = subject;
-    v.result.digest = key.digest().to_owned();
+    v.result.digest = key.digest().to_string();
     v
 }
 
