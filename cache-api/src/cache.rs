@@ -17,12 +17,14 @@ use crate::wire::ratify::{self, RenderedVerdict};
 #[derive(Debug)]
 pub struct ServedVerdict {
     result: VerificationResult,
-    rendered: Result<RenderedVerdict, String>,
+    rendered: Result<Arc<RenderedVerdict>, String>,
 }
 
 impl ServedVerdict {
     pub fn new(result: VerificationResult) -> Self {
-        let rendered = ratify::render(&result).map_err(|e| e.to_string());
+        let rendered = ratify::render(&result)
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
         ServedVerdict { result, rendered }
     }
 
@@ -31,7 +33,7 @@ impl ServedVerdict {
     }
 
     /// Its Ratify values, rendered once (the error should rendering have failed).
-    pub(crate) fn rendered(&self) -> Result<&RenderedVerdict, &str> {
+    pub(crate) fn rendered(&self) -> Result<&Arc<RenderedVerdict>, &str> {
         self.rendered.as_ref().map_err(String::as_str)
     }
 }

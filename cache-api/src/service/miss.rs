@@ -56,7 +56,7 @@ impl VerdictService {
         };
         let outcome = self.verify_miss(key, deadline).await;
         self.inner
-            .lookup_histograms()
+            .meters()
             .miss
             .record(deadline.started.elapsed().as_secs_f64());
         outcome

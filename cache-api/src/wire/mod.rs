@@ -20,6 +20,7 @@ pub mod ratify;
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -134,15 +135,28 @@ pub struct Item {
     pub error: Option<String>,
 }
 
-/// An item's value as JSON text: written once when the item is built and copied into the
-/// response as is by [`ProviderResponse::to_json`] (no `serde_json::Value` tree, no re-parse).
-/// Always one complete JSON value.
-#[derive(Clone, PartialEq)]
-pub struct ItemValue(String);
+/// An item's value: one complete JSON value, either text written when the item was built, or a
+/// verdict's pre-rendered Ratify value ([`ratify::RenderedVerdict`]) for a subject, written by
+/// [`ProviderResponse::to_json`] straight into the response (no copy per key, no
+/// `serde_json::Value` tree, no re-parse). Cloning shares, never copies.
+#[derive(Clone)]
+pub struct ItemValue(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Json(Box<str>),
+    Verdict {
+        rendered: Arc<ratify::RenderedVerdict>,
+        v2: bool,
+        /// The key whose normalised reference names the subject.
+        subject: Arc<ParsedKey>,
+        stamp: Arc<ratify::Stamp>,
+    },
+}
 
 impl ItemValue {
     pub fn new(value: &impl Serialize) -> Result<Self, serde_json::Error> {
-        serde_json::to_string(value).map(ItemValue)
+        serde_json::to_string(value).map(|s| ItemValue(Repr::Json(s.into_boxed_str())))
     }
 
     /// The value `write` appends to an empty buffer; `write` must append exactly one JSON value
@@ -154,24 +168,82 @@ impl ItemValue {
             serde_json::from_str::<serde::de::IgnoredAny>(&out).is_ok(),
             "not one JSON value: {out}"
         );
-        ItemValue(out)
+        ItemValue(Repr::Json(out.into_boxed_str()))
+    }
+
+    /// `rendered`'s Ratify v1 value (v2 when `v2`) for `subject` with the request's `stamp`.
+    pub fn verdict(
+        rendered: Arc<ratify::RenderedVerdict>,
+        v2: bool,
+        subject: Arc<ParsedKey>,
+        stamp: Arc<ratify::Stamp>,
+    ) -> Self {
+        ItemValue(Repr::Verdict {
+            rendered,
+            v2,
+            subject,
+            stamp,
+        })
+    }
+
+    /// Appends the JSON text to `out`.
+    fn write(&self, out: &mut impl ratify::JsonSink) {
+        match &self.0 {
+            Repr::Json(text) => out.push(text),
+            Repr::Verdict {
+                rendered,
+                v2: true,
+                subject,
+                stamp,
+            } => rendered.write_v2(&subject.normalised_json, stamp, out),
+            Repr::Verdict {
+                rendered,
+                v2: false,
+                subject,
+                stamp,
+            } => rendered.write_v1(&subject.normalised_json, stamp, out),
+        }
+    }
+
+    /// About how many bytes [`Self::write`] appends.
+    fn len_hint(&self) -> usize {
+        match &self.0 {
+            Repr::Json(text) => text.len(),
+            Repr::Verdict {
+                rendered, subject, ..
+            } => rendered.len_hint(subject.normalised_json.as_str().len()),
+        }
     }
 
     /// The JSON text.
-    pub fn get(&self) -> &str {
-        &self.0
+    pub fn get(&self) -> Cow<'_, str> {
+        match &self.0 {
+            Repr::Json(text) => Cow::Borrowed(text),
+            Repr::Verdict { .. } => {
+                let mut out = String::with_capacity(self.len_hint());
+                self.write(&mut out);
+                Cow::Owned(out)
+            }
+        }
     }
 
     /// Parsed (tests, diagnostics).
     pub fn to_value(&self) -> Result<Value, serde_json::Error> {
-        serde_json::from_str(&self.0)
+        serde_json::from_str(&self.get())
+    }
+}
+
+impl PartialEq for ItemValue {
+    /// Equal JSON text.
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
     }
 }
 
 impl Serialize for ItemValue {
     /// Through serde (not the response's own path, [`ProviderResponse::to_json`]): re-parsed.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serde_json::value::RawValue::from_string(self.0.clone())
+        serde_json::value::RawValue::from_string(self.get().into_owned())
             .map_err(serde::ser::Error::custom)?
             .serialize(s)
     }
@@ -180,13 +252,13 @@ impl Serialize for ItemValue {
 impl<'de> Deserialize<'de> for ItemValue {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
-        Ok(ItemValue(String::from(Box::<str>::from(raw))))
+        Ok(ItemValue(Repr::Json(Box::<str>::from(raw))))
     }
 }
 
 impl fmt::Debug for ItemValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.get())
+        f.write_str(&self.get())
     }
 }
 
@@ -262,7 +334,7 @@ impl ProviderResponse {
                     .iter()
                     .map(|i| {
                         32 + i.key.len()
-                            + i.value.as_ref().map_or(0, |v| v.0.len())
+                            + i.value.as_ref().map_or(0, ItemValue::len_hint)
                             + i.error.as_ref().map_or(0, String::len)
                     })
                     .sum::<usize>(),
@@ -286,7 +358,7 @@ impl ProviderResponse {
                 json_str(&mut out, &item.key);
                 if let Some(value) = &item.value {
                     out.extend_from_slice(b",\"value\":");
-                    out.extend_from_slice(value.0.as_bytes());
+                    value.write(&mut out);
                 }
                 if let Some(error) = &item.error {
                     out.extend_from_slice(b",\"error\":");
@@ -360,6 +432,33 @@ mod tests {
     fn to_json_writes_what_serde_writes() {
         let odd = "k\"ey\\ \u{e9}\u{1}\n</script>";
         let value = ItemValue::write_with(|out| out.push_str(r#"{"isSuccess":true,"s":"\u00e9"}"#));
+        // A verdict's rendered values, written straight into the response.
+        let key = parse_key("[team-a]r.io/app@sha256:aa00000000000000000000000000000000000000000000000000000000000000").unwrap();
+        let result = verdict_scanner::report::VerificationResult::decide(
+            "r.io/app:v1".into(),
+            "sha256:aa".into(),
+            vec![verdict_scanner::report::VerifierReport::subject_failure(
+                "r.io/app:v1",
+                "no signature \"here\"",
+                "NO_VERIFIER_REPORT",
+                "sign it",
+            )],
+            vec![],
+            &verdict_scanner::report::ArtifactPolicy::default(),
+            "fp".into(),
+            chrono::Utc::now(),
+        );
+        let rendered = Arc::new(ratify::render(&result).unwrap());
+        let stamp = Arc::new(ratify::Stamp::new("t-1", chrono::Utc::now()));
+        let v1 = ItemValue::verdict(
+            Arc::clone(&rendered),
+            false,
+            Arc::clone(&key),
+            Arc::clone(&stamp),
+        );
+        let v2 = ItemValue::verdict(rendered, true, key, stamp);
+        assert!(v1.to_value().unwrap()["verifierReports"].is_array());
+        assert!(v2.to_value().unwrap()["artifactReports"].is_array());
         let responses = [
             ProviderResponse::items(vec![], false),
             ProviderResponse::items(
@@ -368,6 +467,9 @@ mod tests {
                     Item::raw("raw".into(), value),
                     Item::error(odd.into(), format!("INVALID_KEY: {odd}")),
                     Item::value("s".into(), Value::String("r.io/a@sha256:00".into())),
+                    Item::raw(odd.into(), v1.clone()),
+                    Item::raw("v2".into(), v2),
+                    Item::raw("v1 again".into(), v1),
                 ],
                 true,
             ),

@@ -154,15 +154,15 @@ struct Template {
 }
 
 impl Template {
-    fn write(&self, subject: &JsonString, out: &mut String) {
+    fn write(&self, subject: &JsonString, out: &mut impl JsonSink) {
         let mut from = 0;
         for &slot in &self.slots {
             let slot = slot as usize;
-            out.push_str(&self.text[from..slot]);
-            out.push_str(subject.as_str());
+            out.push(&self.text[from..slot]);
+            out.push(subject.as_str());
             from = slot;
         }
-        out.push_str(&self.text[from..]);
+        out.push(&self.text[from..]);
     }
 }
 
@@ -217,11 +217,18 @@ impl RenderedVerdict {
         self.is_success
     }
 
+    /// About the length of a value written for a subject of `subject_len` bytes (a capacity
+    /// hint).
+    pub fn len_hint(&self, subject_len: usize) -> usize {
+        let t = |t: &Template| t.text.len() + t.slots.len() * subject_len;
+        160 + t(&self.v1_tail) + t(&self.v2)
+    }
+
     /// Appends the v1 value for `subject` with the request's `stamp`.
-    pub fn write_v1(&self, subject: &JsonString, stamp: &Stamp, out: &mut String) {
-        out.push_str("{\"version\":\"");
-        out.push_str(RATIFY_CONFIG_POLICY_VERSION);
-        out.push_str(if self.is_success {
+    pub fn write_v1(&self, subject: &JsonString, stamp: &Stamp, out: &mut impl JsonSink) {
+        out.push("{\"version\":\"");
+        out.push(RATIFY_CONFIG_POLICY_VERSION);
+        out.push(if self.is_success {
             "\",\"isSuccess\":true,\"succeeded\":true"
         } else {
             "\",\"isSuccess\":false,\"succeeded\":false"
@@ -231,8 +238,8 @@ impl RenderedVerdict {
     }
 
     /// Appends the v2 value for `subject` with the request's `stamp`.
-    pub fn write_v2(&self, subject: &JsonString, stamp: &Stamp, out: &mut String) {
-        out.push_str(if self.is_success {
+    pub fn write_v2(&self, subject: &JsonString, stamp: &Stamp, out: &mut impl JsonSink) {
+        out.push(if self.is_success {
             "{\"succeeded\":true,\"isSuccess\":true"
         } else {
             "{\"succeeded\":false,\"isSuccess\":false"
@@ -240,6 +247,24 @@ impl RenderedVerdict {
         stamp.write(out);
         self.v2.write(subject, out);
         self.v1_tail.write(subject, out);
+    }
+}
+
+/// Where rendered JSON is written: a `String` (single values, tests) or the response's bytes
+/// ([`super::ProviderResponse::to_json`] writes verdicts straight into its buffer).
+pub trait JsonSink {
+    fn push(&mut self, s: &str);
+}
+
+impl JsonSink for String {
+    fn push(&mut self, s: &str) {
+        self.push_str(s);
+    }
+}
+
+impl JsonSink for Vec<u8> {
+    fn push(&mut self, s: &str) {
+        self.extend_from_slice(s.as_bytes());
     }
 }
 
@@ -275,13 +300,13 @@ impl Stamp {
     }
 
     /// `,"traceID":…,"timestamp":…` (no `traceID` when empty).
-    fn write(&self, out: &mut String) {
+    fn write(&self, out: &mut impl JsonSink) {
         if let Some(trace_id) = &self.trace_id {
-            out.push_str(",\"traceID\":");
-            out.push_str(trace_id.as_str());
+            out.push(",\"traceID\":");
+            out.push(trace_id.as_str());
         }
-        out.push_str(",\"timestamp\":");
-        out.push_str(self.timestamp.as_str());
+        out.push(",\"timestamp\":");
+        out.push(self.timestamp.as_str());
     }
 }
 
