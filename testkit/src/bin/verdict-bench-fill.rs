@@ -82,9 +82,7 @@ fn main() -> Result<()> {
     let registry = template_key.registry().to_owned();
     println!(
         "fill: copying the verdict of {} (trust configuration {}) to {} subjects under {registry}/bench/fill-*",
-        template_key,
-        template.result.trust_config_fingerprint,
-        args.count
+        template_key, template.result.trust_config_fingerprint, args.count
     );
     let before = store.len();
     let started = Instant::now();
