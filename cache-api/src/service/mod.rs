@@ -40,7 +40,7 @@ use crate::metrics as m;
 use crate::single_flight::Flights;
 use crate::verification::{InlineVerifier, TagResolver};
 use crate::wire::ratify::Stamp;
-use crate::wire::{self, Item, ItemValue, KeyPlan, ParsedKey, ProviderResponse};
+use crate::wire::{self, Item, ItemKey, ItemValue, KeyPlan, ParsedKey, ProviderResponse};
 
 /// The four Gatekeeper endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,7 +150,11 @@ impl VerdictService {
         let trace_id = new_trace_id();
         let span = info_span!("external_data", endpoint = endpoint.label(), trace_id = %trace_id, keys = tracing::field::Empty);
         async {
-            let parsed = body.and_then(|b| wire::parse_request(&b, self.inner.config.max_keys));
+            // Keys borrow from the body where they need no unescaping.
+            let parsed = body
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|b| wire::parse_request(b, self.inner.config.max_keys));
             let response = match parsed {
                 Err(e) => {
                     warn!(error = %e, "refusing external-data request");
@@ -183,10 +187,10 @@ impl VerdictService {
     }
 
     /// Verify answers for `keys` (request order, duplicates answered once).
-    pub async fn verify_keys(
+    pub async fn verify_keys<S: AsRef<str>>(
         &self,
         endpoint: Endpoint,
-        keys: Vec<String>,
+        keys: Vec<S>,
         trace_id: &str,
     ) -> ProviderResponse {
         let deadline = self.deadline(self.inner.config.verify_deadline, "verify_deadline");
@@ -297,7 +301,7 @@ impl VerdictService {
 
     /// Mutate answers for `keys`: a tag becomes `registry/repository@digest` (normalised, tag
     /// dropped); a key with a digest is answered unchanged (without its `[ns]` prefix).
-    pub async fn mutate_keys(&self, keys: Vec<String>) -> ProviderResponse {
+    pub async fn mutate_keys<S: AsRef<str>>(&self, keys: Vec<S>) -> ProviderResponse {
         let deadline = self.deadline(self.inner.config.mutate_deadline, "mutate_deadline");
         let plan = KeyPlan::new(keys);
         let digests = join_all(plan.subjects.iter().map(|s| async move {
@@ -318,7 +322,7 @@ impl VerdictService {
                 Ok(i) => match &digests[i] {
                     Ok(Some(pinned)) => Item::value(key, Value::String(pinned.clone())),
                     Ok(None) => {
-                        let unchanged = strip_namespace(&key).to_owned();
+                        let unchanged = strip_namespace(key.as_str()).to_owned();
                         Item::value(key, Value::String(unchanged))
                     }
                     Err(f) => failed_item(key, f.clone()),
@@ -428,7 +432,7 @@ fn item_value(
     ))
 }
 
-fn failed_item(key: String, failure: Error) -> Item {
+fn failed_item(key: ItemKey, failure: Error) -> Item {
     metrics::counter!(m::KEY_ERRORS, "code" => failure.code().unwrap_or("INTERNAL")).increment(1);
     Item::error(key, failure)
 }

@@ -18,6 +18,10 @@ pub const MAX_KEY_BYTES: usize = 1024;
 /// A key split into its optional `[namespace]` prefix and its normalised image reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedKey {
+    /// The key exactly as sent, prefix included.
+    pub key: Box<str>,
+    /// `key` as a JSON string (how the answer names it).
+    pub key_json: JsonString,
     /// `None` without a prefix or with an empty one (`[]`), as in Ratify: cluster-wide configuration.
     pub namespace: Option<Namespace>,
     /// Docker-style normalised (`nginx` → `docker.io/library/nginx:latest`).
@@ -65,6 +69,8 @@ fn parse_key_uncached(key: &str) -> Result<ParsedKey, Error> {
     let subject = SubjectKey::of_reference(namespace.clone(), &reference);
     let normalised = reference.to_string();
     Ok(ParsedKey {
+        key: key.into(),
+        key_json: JsonString::new(key),
         namespace,
         normalised_json: JsonString::new(&normalised),
         normalised,
@@ -112,11 +118,47 @@ fn memoised(
     Ok(parsed)
 }
 
+/// An answered key's text: a parsed key's (shared with the parse memo, written into the answer
+/// already escaped) or, for a key that did not parse, its own text.
+#[derive(Debug, Clone)]
+pub enum ItemKey {
+    Parsed(Arc<ParsedKey>),
+    Text(String),
+}
+
+impl ItemKey {
+    /// The key as sent.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ItemKey::Parsed(p) => &p.key,
+            ItemKey::Text(t) => t,
+        }
+    }
+}
+
+impl PartialEq for ItemKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl From<String> for ItemKey {
+    fn from(key: String) -> Self {
+        ItemKey::Text(key)
+    }
+}
+
+impl From<&str> for ItemKey {
+    fn from(key: &str) -> Self {
+        ItemKey::Text(key.to_owned())
+    }
+}
+
 /// The request's keys in order, each answered once, with every distinct subject computed once.
 #[derive(Debug, Clone)]
 pub struct KeyPlan {
     /// Distinct keys in first-seen order, each pointing to its subject in `subjects` or failing.
-    pub items: Vec<(String, Result<usize, Error>)>,
+    pub items: Vec<(ItemKey, Result<usize, Error>)>,
     /// Distinct (namespace, normalised reference) pairs: `nginx` and
     /// `docker.io/library/nginx:latest` are two items but one subject.
     pub subjects: Vec<Arc<ParsedKey>>,
@@ -127,22 +169,33 @@ pub struct KeyPlan {
 const LINEAR_DEDUP_KEYS: usize = 16;
 
 impl KeyPlan {
-    pub fn new(keys: Vec<String>) -> Self {
+    /// `keys` as the request carried them (borrowed from its body where they needed no
+    /// unescaping); only keys that do not parse are copied.
+    pub fn new<S: AsRef<str>>(keys: Vec<S>) -> Self {
         let small = keys.len() <= LINEAR_DEDUP_KEYS;
-        let mut seen_keys: HashSet<String> = HashSet::new();
+        let mut seen_keys: HashSet<&str> = HashSet::new();
         let mut subject_index: HashMap<(Option<Namespace>, String), usize> = HashMap::new();
-        let mut items: Vec<(String, Result<usize, Error>)> = Vec::with_capacity(keys.len());
+        let mut items: Vec<(ItemKey, Result<usize, Error>)> = Vec::with_capacity(keys.len());
         let mut subjects: Vec<Arc<ParsedKey>> = Vec::new();
-        for key in keys {
+        for key in &keys {
+            let key = key.as_ref();
             let duplicate = if small {
-                items.iter().any(|(k, _)| *k == key)
+                items.iter().any(|(k, _)| k.as_str() == key)
             } else {
-                !seen_keys.insert(key.clone())
+                !seen_keys.insert(key)
             };
             if duplicate {
                 continue;
             }
-            let slot = parse_key(&key).map(|parsed| {
+            let parsed = match parse_key(key) {
+                Ok(parsed) => parsed,
+                Err(e) => {
+                    items.push((ItemKey::Text(key.to_owned()), Err(e)));
+                    continue;
+                }
+            };
+            let item_key = ItemKey::Parsed(Arc::clone(&parsed));
+            let slot = Ok::<_, Error>(parsed).map(|parsed| {
                 if small {
                     let same = |s: &Arc<ParsedKey>| {
                         Arc::ptr_eq(s, &parsed)
@@ -167,7 +220,7 @@ impl KeyPlan {
                     }
                 }
             });
-            items.push((key, slot));
+            items.push((item_key, slot));
         }
         KeyPlan { items, subjects }
     }
@@ -286,8 +339,11 @@ mod tests {
         large.extend(small);
         let big = KeyPlan::new(large);
         assert_eq!(big.items.len(), plan.items.len() + LINEAR_DEDUP_KEYS);
-        let shown = |items: &[(String, Result<usize, Error>)]| -> Vec<String> {
-            items.iter().map(|(k, r)| format!("{k} {r:?}")).collect()
+        let shown = |items: &[(ItemKey, Result<usize, Error>)]| -> Vec<String> {
+            items
+                .iter()
+                .map(|(k, r)| format!("{} {r:?}", k.as_str()))
+                .collect()
         };
         assert_eq!(shown(&big.items[..plan.items.len()]), shown(&plan.items));
         let names = |p: &KeyPlan| -> Vec<String> {

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use keys::{KeyPlan, MAX_KEY_BYTES, ParsedKey, parse_key};
+pub use keys::{ItemKey, KeyPlan, MAX_KEY_BYTES, ParsedKey, parse_key};
 
 use crate::error::Error;
 
@@ -36,32 +36,32 @@ pub const ACCEPTED_API_VERSIONS: [&str; 2] = [API_VERSION, "externaldata.gatekee
 pub const REQUEST_KIND: &str = "ProviderRequest";
 pub const RESPONSE_KIND: &str = "ProviderResponse";
 
-/// A parsed and checked `ProviderRequest`.
+/// A parsed and checked `ProviderRequest`, borrowing from the body what needed no unescaping.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderRequest {
-    pub api_version: String,
-    pub keys: Vec<String>,
+pub struct ProviderRequest<'a> {
+    pub api_version: Cow<'a, str>,
+    pub keys: Vec<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
-struct RawRequest {
-    #[serde(rename = "apiVersion", default)]
-    api_version: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    request: Option<RawInner>,
+struct RawRequest<'a> {
+    #[serde(rename = "apiVersion", default, borrow)]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    request: Option<RawInner<'a>>,
 }
 
 #[derive(Deserialize, Default)]
-struct RawInner {
-    #[serde(default)]
-    keys: Option<Vec<String>>,
+struct RawInner<'a> {
+    #[serde(default, borrow)]
+    keys: Option<Vec<Cow<'a, str>>>,
 }
 
 /// Parses a `ProviderRequest`: JSON with the right `kind` and `apiVersion`, at most `max_keys`
 /// string keys. Missing `request`/`keys` (Go's `omitempty` for an empty list) means no keys.
-pub fn parse_request(body: &[u8], max_keys: usize) -> Result<ProviderRequest, Error> {
+pub fn parse_request(body: &[u8], max_keys: usize) -> Result<ProviderRequest<'_>, Error> {
     // The plain parser first; only a body it refuses is parsed again for the error's path.
     let raw: RawRequest = match serde_json::from_slice(body) {
         Ok(raw) => raw,
@@ -85,11 +85,15 @@ pub fn parse_request(body: &[u8], max_keys: usize) -> Result<ProviderRequest, Er
     };
     let kind = raw.kind.unwrap_or_default();
     if kind != REQUEST_KIND {
-        return Err(Error::WrongKind { found: kind });
+        return Err(Error::WrongKind {
+            found: kind.into_owned(),
+        });
     }
     let api_version = raw.api_version.unwrap_or_default();
-    if !ACCEPTED_API_VERSIONS.contains(&api_version.as_str()) {
-        return Err(Error::WrongApiVersion { found: api_version });
+    if !ACCEPTED_API_VERSIONS.contains(&api_version.as_ref()) {
+        return Err(Error::WrongApiVersion {
+            found: api_version.into_owned(),
+        });
     }
     let keys = raw.request.unwrap_or_default().keys.unwrap_or_default();
     if keys.len() > max_keys {
@@ -128,7 +132,8 @@ pub struct Response {
 /// One answered key: a `value` or an `error`, never both.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item {
-    pub key: String,
+    #[serde(with = "item_key")]
+    pub key: ItemKey,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<ItemValue>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -262,31 +267,45 @@ impl fmt::Debug for ItemValue {
     }
 }
 
+/// An [`ItemKey`] on the wire: a JSON string.
+mod item_key {
+    use super::ItemKey;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(key: &ItemKey, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(key.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ItemKey, D::Error> {
+        String::deserialize(d).map(ItemKey::Text)
+    }
+}
+
 impl Item {
-    pub fn value(key: String, value: Value) -> Self {
+    pub fn value(key: impl Into<ItemKey>, value: Value) -> Self {
         Self::json(key, &value)
     }
 
     /// An item whose value is `value`'s JSON; should encoding fail, an `INTERNAL` error item
     /// (fail closed: Gatekeeper treats an error item as not verified).
-    pub fn json(key: String, value: &impl Serialize) -> Self {
+    pub fn json(key: impl Into<ItemKey>, value: &impl Serialize) -> Self {
         match ItemValue::new(value) {
             Ok(v) => Self::raw(key, v),
             Err(e) => Self::error(key, format!("INTERNAL: encoding the value failed: {e}")),
         }
     }
 
-    pub fn raw(key: String, value: ItemValue) -> Self {
+    pub fn raw(key: impl Into<ItemKey>, value: ItemValue) -> Self {
         Item {
-            key,
+            key: key.into(),
             value: Some(value),
             error: None,
         }
     }
 
-    pub fn error(key: String, error: impl fmt::Display) -> Self {
+    pub fn error(key: impl Into<ItemKey>, error: impl fmt::Display) -> Self {
         Item {
-            key,
+            key: key.into(),
             value: None,
             error: Some(error.to_string()),
         }
@@ -333,7 +352,7 @@ impl ProviderResponse {
                 + r.items
                     .iter()
                     .map(|i| {
-                        32 + i.key.len()
+                        34 + i.key.as_str().len()
                             + i.value.as_ref().map_or(0, ItemValue::len_hint)
                             + i.error.as_ref().map_or(0, String::len)
                     })
@@ -355,7 +374,10 @@ impl ProviderResponse {
                     out.push(b',');
                 }
                 out.extend_from_slice(b"{\"key\":");
-                json_str(&mut out, &item.key);
+                match &item.key {
+                    ItemKey::Parsed(p) => out.extend_from_slice(p.key_json.as_str().as_bytes()),
+                    ItemKey::Text(t) => json_str(&mut out, t),
+                }
                 if let Some(value) = &item.value {
                     out.extend_from_slice(b",\"value\":");
                     value.write(&mut out);
@@ -397,7 +419,8 @@ mod tests {
 
     #[test]
     fn parses_gatekeeper_request() {
-        let r = parse_request(req(r#"["a","b"]"#).as_bytes(), 10).unwrap();
+        let body = req(r#"["a","b"]"#);
+        let r = parse_request(body.as_bytes(), 10).unwrap();
         assert_eq!(r.keys, vec!["a", "b"]);
         let r = parse_request(
             br#"{"apiVersion":"externaldata.gatekeeper.sh/v1alpha1","kind":"ProviderRequest","request":{}}"#,
@@ -463,13 +486,13 @@ mod tests {
             ProviderResponse::items(vec![], false),
             ProviderResponse::items(
                 vec![
-                    Item::value(odd.into(), serde_json::json!({"a": [1, "x"], "b": null})),
-                    Item::raw("raw".into(), value),
-                    Item::error(odd.into(), format!("INVALID_KEY: {odd}")),
-                    Item::value("s".into(), Value::String("r.io/a@sha256:00".into())),
-                    Item::raw(odd.into(), v1.clone()),
-                    Item::raw("v2".into(), v2),
-                    Item::raw("v1 again".into(), v1),
+                    Item::value(odd, serde_json::json!({"a": [1, "x"], "b": null})),
+                    Item::raw("raw", value),
+                    Item::error(odd, format!("INVALID_KEY: {odd}")),
+                    Item::value("s", Value::String("r.io/a@sha256:00".into())),
+                    Item::raw(odd, v1.clone()),
+                    Item::raw("v2", v2),
+                    Item::raw("v1 again", v1),
                 ],
                 true,
             ),
@@ -491,8 +514,8 @@ mod tests {
     fn response_envelope() {
         let r = ProviderResponse::items(
             vec![
-                Item::value("k".into(), serde_json::json!({"a": 1})),
-                Item::error("e".into(), "INVALID_KEY: x"),
+                Item::value("k", serde_json::json!({"a": 1})),
+                Item::error("e", "INVALID_KEY: x"),
             ],
             true,
         );
