@@ -6,13 +6,18 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/verdict/target
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps test fmt-check clippy unit fmt demo
+.PHONY: deps test-deps test fmt-check clippy unit fmt demo
 
 deps:
 	@scripts/install-deps.sh
 
+# Also the upstream tools the interop tests compare against (notation, oras, a referrers-API
+# registry), built from Go modules into ~/.cache/verdict/tools on the first run.
+test-deps:
+	@scripts/install-deps.sh --oracles
+
 ## Everything CI checks: formatting, lints, all tests (real docker-registry and nats-server included).
-test: deps fmt-check clippy unit
+test: test-deps fmt-check clippy unit
 
 fmt-check:
 	cargo fmt --all -- --check

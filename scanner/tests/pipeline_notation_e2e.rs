@@ -11,7 +11,9 @@ use verdict_scanner::report::VerificationResult;
 use verdict_scanner::trust::TrustConfig;
 use verdict_scanner::verify::ImageVerifier;
 use verdict_testkit::inproc_registry::InprocRegistry;
-use verdict_testkit::ratify::{NotationVerifier, inline_kmp_yaml};
+use verdict_testkit::ratify::{
+    NOTATION_ARTIFACT_TYPE, NotationVerifier, config_policy_yaml, inline_kmp_yaml,
+};
 use verdict_testkit::{DockerRegistry, OciClient, shared_dir};
 
 const SUBJECT: &str = "sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9";
@@ -41,19 +43,8 @@ fn config_yaml(shared: &Path, cert_file: &str, policy_file: &str, policy: Option
             .yaml()
     );
     if let Some(rule) = policy {
-        yaml.push_str(&format!(
-            r#"---
-apiVersion: config.ratify.deislabs.io/v1beta1
-kind: Policy
-metadata:
-  name: ratify-policy
-spec:
-  type: config-policy
-  parameters:
-    artifactVerificationPolicies:
-      application/vnd.cncf.notary.signature: {rule}
-"#
-        ));
+        yaml.push_str("---\n");
+        yaml.push_str(&config_policy_yaml(&[(NOTATION_ARTIFACT_TYPE, rule)]));
     }
     yaml
 }

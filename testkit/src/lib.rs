@@ -6,6 +6,8 @@
 //! - [`oci`]: a registry client for tests (images, artifacts with `subject`, layouts, cosign tags).
 //! - [`pki`]: CA chains, code-signing/TSA/TLS leaves, bad certificates, signers.
 //! - [`notation`]: Notation JWS signatures pushed as referrers.
+//! - [`oracles`]: the upstream `notation` and `oras` CLIs and a referrers-API registry, for the
+//!   interop tests (built by `scripts/install-deps.sh --oracles`).
 //! - [`ratify`]: Ratify CRs as users write them (inline KeyManagementProvider, Notation Verifier).
 //! - [`shared`]: `../shared` (reference files required, vectors optional) and recorded skips.
 //! - [`demo`]: `make demo`: a signed and an unsigned image judged by a real `verdict serve`.
@@ -15,6 +17,7 @@ pub mod inproc_registry;
 pub mod nats;
 pub mod notation;
 pub mod oci;
+pub mod oracles;
 pub mod pki;
 pub mod process;
 pub mod ratify;

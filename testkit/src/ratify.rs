@@ -28,6 +28,19 @@ pub fn inline_kmp_yaml(
     )
 }
 
+/// Ratify's `config-policy` Policy `ratify-policy` with these `artifactVerificationPolicies`
+/// (`(artifact type or "default", "any" | "all")`).
+pub fn config_policy_yaml(rules: &[(&str, &str)]) -> String {
+    let head = header("Policy", "ratify-policy", None);
+    let rules: String = rules
+        .iter()
+        .map(|(ty, rule)| format!("      {ty}: {rule}\n"))
+        .collect();
+    format!(
+        "{head}  type: config-policy\n  parameters:\n    artifactVerificationPolicies:\n{rules}"
+    )
+}
+
 /// A resource's lines up to `spec:`; `Namespaced<kind>` in `namespace` when one is given.
 fn header(kind: &str, name: &str, namespace: Option<&str>) -> String {
     let (kind, namespace) = match namespace {

@@ -1,0 +1,299 @@
+//! The upstream tools the interop tests compare Verdict against, as their users run them: the
+//! `notation` and `oras` CLIs and a registry that serves the OCI referrers API. Built from their
+//! Go modules at pinned versions by `scripts/install-deps.sh --oracles` (`make test-deps`) into
+//! `~/.cache/verdict/tools/bin` (`$VERDICT_TOOLS_DIR/bin`); a test that needs a missing one fails
+//! with that command.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use tempfile::TempDir;
+
+use crate::oci::OciClient;
+use crate::process::{ChildServer, ServerCommand, free_port, http_client, http_get_status_ok};
+
+/// Where `install-deps.sh --oracles` links the tools.
+pub fn tools_dir() -> PathBuf {
+    match std::env::var_os("VERDICT_TOOLS_DIR") {
+        Some(d) => PathBuf::from(d).join("bin"),
+        None => {
+            let home =
+                std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+            home.join(".cache/verdict/tools/bin")
+        }
+    }
+}
+
+/// The path of tool `name`, or an error saying how to build it.
+pub fn tool(name: &str) -> Result<PathBuf> {
+    let path = tools_dir().join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        bail!(
+            "{name} not found at {}: build the interop tools with `scripts/install-deps.sh --oracles` (or `make test-deps`; needs Go >= 1.26 and the Go module proxy)",
+            path.display()
+        )
+    }
+}
+
+/// Runs `cmd`, returning its output; an error only when it could not be started.
+fn run(mut cmd: Command, what: &str) -> Result<Output> {
+    cmd.output().with_context(|| format!("running {what}"))
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A running in-memory registry with the referrers API (go-containerregistry's, through our
+/// `testkit/tools/referrers-registry`) on 127.0.0.1. Killed on drop; its content dies with it.
+#[derive(Debug)]
+pub struct ReferrersRegistry {
+    server: ChildServer,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl ReferrersRegistry {
+    pub async fn start() -> Result<Self> {
+        let program = tool("referrers-registry")?;
+        let dir = tempfile::Builder::new()
+            .prefix("testkit-referrers-registry-")
+            .tempdir()?;
+        let port = free_port()?;
+        let command = ServerCommand::new(&program.to_string_lossy())
+            .args(["-addr", &format!("127.0.0.1:{port}")]);
+        let mut server = ChildServer::spawn(command, &dir.path().join("registry.log"))?;
+        let client = http_client(Duration::from_secs(1))?;
+        let url = format!("http://127.0.0.1:{port}/v2/");
+        server
+            .wait_ready(Duration::from_secs(15), "GET /v2/", || {
+                http_get_status_ok(&client, &url, |s| s == 200)
+            })
+            .await?;
+        Ok(ReferrersRegistry {
+            server,
+            port,
+            _dir: dir,
+        })
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host_port(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn client(&self) -> OciClient {
+        OciClient::new(&self.host_port())
+    }
+
+    pub fn log_tail(&self) -> String {
+        self.server.log_tail()
+    }
+}
+
+/// The `notation` CLI with a configuration directory of its own (`XDG_CONFIG_HOME`): its signing
+/// keys, trust stores and trust policy never touch the user's.
+#[derive(Debug)]
+pub struct Notation {
+    program: PathBuf,
+    home: TempDir,
+}
+
+/// `notation sign` options the interop cases vary.
+#[derive(Clone, Debug, Default)]
+pub struct SignOptions<'a> {
+    /// `jws` (default) or `cose`.
+    pub format: Option<&'a str>,
+    /// The signing key's name (`--key`); the default key otherwise.
+    pub key: Option<&'a str>,
+    /// `--force-referrers-tag=false`: the referrers API where the registry has it.
+    pub referrers_api: bool,
+    /// `--expiry`, e.g. `1s`.
+    pub expiry: Option<&'a str>,
+    /// `--user-metadata key=value` entries (signed annotations).
+    pub metadata: &'a [&'a str],
+}
+
+impl Notation {
+    pub fn new() -> Result<Self> {
+        Ok(Notation {
+            program: tool("notation")?,
+            home: tempfile::Builder::new()
+                .prefix("testkit-notation-")
+                .tempdir()?,
+        })
+    }
+
+    /// `$XDG_CONFIG_HOME/notation`.
+    pub fn config_dir(&self) -> PathBuf {
+        self.home.path().join("notation")
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.env("XDG_CONFIG_HOME", self.home.path())
+            .env("XDG_CACHE_HOME", self.home.path().join("cache"))
+            .env("HOME", self.home.path())
+            .env_remove("NOTATION_USERNAME")
+            .env_remove("NOTATION_PASSWORD");
+        cmd
+    }
+
+    fn ok(&self, args: &[&str]) -> Result<String> {
+        let mut cmd = self.command();
+        cmd.args(args);
+        let out = run(cmd, &format!("notation {}", args.join(" ")))?;
+        if !out.status.success() {
+            bail!("notation {} failed: {}", args.join(" "), text(&out));
+        }
+        Ok(text(&out))
+    }
+
+    /// `notation cert generate-test [--default] NAME` (RSA, self-signed, its certificate added to
+    /// trust store `ca:NAME`); returns the certificate's path.
+    pub fn generate_test_key(
+        &self,
+        name: &str,
+        default: bool,
+        bits: Option<u32>,
+    ) -> Result<PathBuf> {
+        let bits = bits.map(|b| b.to_string());
+        let mut args = vec!["cert", "generate-test"];
+        if default {
+            args.push("--default");
+        }
+        if let Some(b) = &bits {
+            args.extend(["--bits", b]);
+        }
+        args.push(name);
+        self.ok(&args)?;
+        let cert = self
+            .config_dir()
+            .join("localkeys")
+            .join(format!("{name}.crt"));
+        if !cert.is_file() {
+            bail!("notation did not write {}", cert.display());
+        }
+        Ok(cert)
+    }
+
+    /// Registers a key and certificate chain of our own (PEM files; leaf first) as signing key
+    /// `name`, as `signingkeys.json` lists local keys.
+    pub fn add_signing_key(&self, name: &str, key_pem: &str, chain_pem: &str) -> Result<()> {
+        let dir = self.config_dir().join("localkeys");
+        std::fs::create_dir_all(&dir)?;
+        let (key, cert) = (
+            dir.join(format!("{name}.key")),
+            dir.join(format!("{name}.crt")),
+        );
+        std::fs::write(&key, key_pem)?;
+        std::fs::write(&cert, chain_pem)?;
+        let path = self.config_dir().join("signingkeys.json");
+        let mut doc: serde_json::Value = match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)?,
+            Err(_) => serde_json::json!({"keys": []}),
+        };
+        let keys = doc["keys"]
+            .as_array_mut()
+            .ok_or_else(|| anyhow!("signingkeys.json has no keys list"))?;
+        keys.retain(|k| k["name"] != name);
+        keys.push(serde_json::json!({"name": name, "keyPath": key, "certPath": cert}));
+        std::fs::write(&path, serde_json::to_vec_pretty(&doc)?)?;
+        Ok(())
+    }
+
+    /// Replaces every trust store with `stores` (`(type, name, certificate PEM files)`).
+    pub fn set_trust_stores(&self, stores: &[(&str, &str, &[&Path])]) -> Result<()> {
+        let root = self.config_dir().join("truststore/x509");
+        if root.exists() {
+            std::fs::remove_dir_all(&root)?;
+        }
+        for (ty, name, certs) in stores {
+            let dir = root.join(ty).join(name);
+            std::fs::create_dir_all(&dir)?;
+            for (i, cert) in certs.iter().enumerate() {
+                std::fs::copy(cert, dir.join(format!("cert-{i}.pem")))
+                    .with_context(|| format!("copying {}", cert.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the trust policy (`trustpolicy.json`, the one file notation v1.3 reads).
+    pub fn set_trust_policy(&self, policy: &serde_json::Value) -> Result<()> {
+        std::fs::create_dir_all(self.config_dir())?;
+        std::fs::write(
+            self.config_dir().join("trustpolicy.json"),
+            serde_json::to_vec_pretty(policy)?,
+        )?;
+        Ok(())
+    }
+
+    /// `notation sign --insecure-registry REFERENCE` with `options`.
+    pub fn sign(&self, reference: &str, options: &SignOptions<'_>) -> Result<()> {
+        let mut args: Vec<String> = vec!["sign".into(), "--insecure-registry".into()];
+        if let Some(f) = options.format {
+            args.extend(["--signature-format".into(), f.into()]);
+        }
+        if let Some(k) = options.key {
+            args.extend(["--key".into(), k.into()]);
+        }
+        if options.referrers_api {
+            args.push("--force-referrers-tag=false".into());
+        }
+        if let Some(e) = options.expiry {
+            args.extend(["--expiry".into(), e.into()]);
+        }
+        for m in options.metadata {
+            args.extend(["--user-metadata".into(), (*m).into()]);
+        }
+        args.push(reference.into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.ok(&args).map(drop)
+    }
+
+    /// `notation verify --insecure-registry REFERENCE`: whether notation accepts it, and what it
+    /// printed.
+    pub fn verify(&self, reference: &str) -> Result<(bool, String)> {
+        let mut cmd = self.command();
+        cmd.args(["verify", "--insecure-registry", reference]);
+        let out = run(cmd, "notation verify")?;
+        Ok((out.status.success(), text(&out)))
+    }
+}
+
+/// `oras attach --plain-http --artifact-type TYPE REFERENCE FILE` (a referrer that is not a
+/// signature: an SBOM, a scan report); `referrers_api: false` forces the tag schema.
+pub fn oras_attach(
+    reference: &str,
+    artifact_type: &str,
+    file: &Path,
+    tag_schema: bool,
+) -> Result<()> {
+    let mut cmd = Command::new(tool("oras")?);
+    let dir = file
+        .parent()
+        .ok_or_else(|| anyhow!("{} has no directory", file.display()))?;
+    let name = file
+        .file_name()
+        .ok_or_else(|| anyhow!("{} has no file name", file.display()))?;
+    cmd.current_dir(dir)
+        .args(["attach", "--plain-http", "--artifact-type", artifact_type]);
+    if tag_schema {
+        cmd.arg("--distribution-spec").arg("v1.1-referrers-tag");
+    }
+    cmd.arg(reference).arg(name);
+    let out = run(cmd, "oras attach")?;
+    if !out.status.success() {
+        bail!("oras attach failed: {}", text(&out));
+    }
+    Ok(())
+}

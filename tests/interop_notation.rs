@@ -1,0 +1,362 @@
+//! Differential interop with the real `notation` CLI (v1.3.2): images signed by `notation sign`
+//! into docker-registry 2.8 (referrers tag schema) and into a registry with the referrers API,
+//! judged by `notation verify` and by `verdict verify` under the same trust policy and
+//! certificates. Every case must get the same verdict from both, and the expected one.
+//!
+//! The tools come from `scripts/install-deps.sh --oracles` (`make test` runs it); a missing one
+//! fails the test with that command.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use verdict_testkit::DockerRegistry;
+use verdict_testkit::oci::OciClient;
+use verdict_testkit::oracles::{Notation, ReferrersRegistry, SignOptions, oras_attach};
+use verdict_testkit::pki::{CertBuilder, KeyAlg};
+use verdict_testkit::ratify::{
+    NOTATION_ARTIFACT_TYPE, NotationVerifier, config_policy_yaml, inline_kmp_yaml,
+};
+
+const SBOM_TYPE: &str = "application/spdx+json";
+
+/// Which registry the images live in.
+enum Registry {
+    /// docker-registry 2.8: no referrers API, signatures found through the tag schema.
+    Distribution(DockerRegistry),
+    /// go-containerregistry's registry with the referrers API.
+    Referrers(ReferrersRegistry),
+}
+
+impl Registry {
+    fn host(&self) -> String {
+        match self {
+            Registry::Distribution(r) => r.host_port(),
+            Registry::Referrers(r) => r.host_port(),
+        }
+    }
+
+    fn client(&self) -> OciClient {
+        match self {
+            Registry::Distribution(r) => r.client(),
+            Registry::Referrers(r) => r.client(),
+        }
+    }
+
+    fn has_referrers_api(&self) -> bool {
+        matches!(self, Registry::Referrers(_))
+    }
+
+    fn log_tail(&self) -> String {
+        match self {
+            Registry::Distribution(r) => r.log_tail(),
+            Registry::Referrers(r) => r.log_tail(),
+        }
+    }
+}
+
+/// The trust policy both sides use: one strict statement over every registry, trust store
+/// `ca:certs` (Ratify's `verificationCertStores: {certs: [...]}`), these identities.
+fn trust_policy(identities: &[&str]) -> Value {
+    json!({
+        "version": "1.0",
+        "trustPolicies": [{
+            "name": "interop",
+            "registryScopes": ["*"],
+            "signatureVerification": {"level": "strict"},
+            "trustStores": ["ca:certs"],
+            "trustedIdentities": identities,
+        }]
+    })
+}
+
+/// One case: which image, trusted certificates, identities, and whether the Ratify Policy
+/// accepts any one good Notation signature (`any`, notation's own rule) or needs all (`all`,
+/// Ratify's default).
+struct Case<'a> {
+    name: &'a str,
+    reference: String,
+    trusted: Vec<&'a Path>,
+    identities: &'a [&'a str],
+    any_signature: bool,
+    expect_allow: bool,
+    /// Verdict decides the opposite of notation on purpose (README, "Where Verdict and the
+    /// upstream tools differ on purpose").
+    verdict_differs: bool,
+}
+
+impl<'a> Case<'a> {
+    /// A case both tools must allow: every identity trusted, Ratify's default Policy (`all`).
+    fn allow(name: &'a str, reference: String, trusted: &[&'a Path]) -> Self {
+        Case {
+            name,
+            reference,
+            trusted: trusted.to_vec(),
+            identities: &["*"],
+            any_signature: false,
+            expect_allow: true,
+            verdict_differs: false,
+        }
+    }
+
+    /// A case both tools must deny.
+    fn deny(name: &'a str, reference: String, trusted: &[&'a Path]) -> Self {
+        Case {
+            expect_allow: false,
+            ..Case::allow(name, reference, trusted)
+        }
+    }
+
+    fn identities(mut self, identities: &'a [&'a str]) -> Self {
+        self.identities = identities;
+        self
+    }
+
+    fn any_signature(mut self) -> Self {
+        self.any_signature = true;
+        self
+    }
+
+    fn verdict_differs(mut self) -> Self {
+        self.verdict_differs = true;
+        self
+    }
+}
+
+/// `verdict verify` with Ratify resources equivalent to notation's configuration; Ok(allowed).
+fn verdict_verify(host: &str, case: &Case<'_>, config: &Path) -> Result<(bool, String)> {
+    let _ = std::fs::remove_dir_all(config);
+    std::fs::create_dir_all(config)?;
+    let pems: Vec<String> = case
+        .trusted
+        .iter()
+        .map(|p| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display())))
+        .collect::<Result<_>>()?;
+    std::fs::write(
+        config.join("kmp.yaml"),
+        inline_kmp_yaml("kmp-interop", None, "certificate", &pems.join("")),
+    )?;
+    std::fs::write(
+        config.join("verifier.yaml"),
+        NotationVerifier::new("verifier-notation", "kmp-interop")
+            .trust_policy_doc(trust_policy(case.identities))
+            .yaml(),
+    )?;
+    let rule = if case.any_signature { "any" } else { "all" };
+    std::fs::write(
+        config.join("policy.yaml"),
+        config_policy_yaml(&[(NOTATION_ARTIFACT_TYPE, rule)]),
+    )?;
+    let out = Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args(["verify", &case.reference, "--config"])
+        .arg(config)
+        .args(["--plain-http", host])
+        .output()
+        .context("running verdict verify")?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match out.status.code() {
+        Some(0) => Ok((true, text)),
+        Some(1) => Ok((false, text)),
+        _ => bail!(
+            "verdict verify gave no verdict for {}: {text}",
+            case.reference
+        ),
+    }
+}
+
+/// An EC P-256 signing chain of our own (root → intermediate → leaf): the root's PEM file, and
+/// the leaf's key and chain (leaf, intermediate, root: notation wants the whole chain) for
+/// notation's signingkeys.json.
+fn ec_chain(dir: &Path) -> Result<(PathBuf, String, String)> {
+    let root = CertBuilder::root_ca("CN=Interop Root,O=Verdict,ST=WA,C=US")
+        .key_alg(KeyAlg::EcP256)
+        .self_signed()?;
+    let intermediate = CertBuilder::intermediate_ca("CN=Interop Intermediate,O=Verdict,ST=WA,C=US")
+        .key_alg(KeyAlg::EcP256)
+        .signed_by(&root)?;
+    let leaf = CertBuilder::code_signing("CN=ec-signer,O=Verdict,ST=WA,C=US")
+        .key_alg(KeyAlg::EcP256)
+        .signed_by(&intermediate)?;
+    let root_path = dir.join("ec-root.pem");
+    root.write_pem(&root_path)?;
+    Ok((
+        root_path,
+        leaf.key().pkcs8_pem(),
+        format!("{}{}{}", leaf.pem(), intermediate.pem(), root.pem()),
+    ))
+}
+
+async fn run_matrix(registry: Registry) -> Result<()> {
+    let host = registry.host();
+    let client = registry.client();
+    let referrers_api = registry.has_referrers_api();
+    let work = tempfile::tempdir()?;
+    let notation = Notation::new()?;
+    let rsa = notation.generate_test_key("rsa", true, None)?;
+    let other = notation.generate_test_key("other", false, None)?;
+    let (ec_root, ec_key, ec_chain_pem) = ec_chain(work.path())?;
+    notation.add_signing_key("ec", &ec_key, &ec_chain_pem)?;
+
+    let image = |repo: &'static str| {
+        let client = client.clone();
+        let host = host.clone();
+        async move {
+            let d = client.push_image(repo, "v1").await?;
+            anyhow::Ok(format!("{host}/{repo}@{}", d.digest))
+        }
+    };
+    let sign = |reference: &str, key: &str, format: &str| {
+        notation.sign(
+            reference,
+            &SignOptions {
+                format: Some(format),
+                key: Some(key),
+                referrers_api,
+                ..SignOptions::default()
+            },
+        )
+    };
+
+    let rsa_jws = image("rsa-jws").await?;
+    sign(&rsa_jws, "rsa", "jws")?;
+    let rsa_cose = image("rsa-cose").await?;
+    sign(&rsa_cose, "rsa", "cose")?;
+    let ec_jws = image("ec-jws").await?;
+    sign(&ec_jws, "ec", "jws")?;
+    let ec_cose = image("ec-cose").await?;
+    sign(&ec_cose, "ec", "cose")?;
+    let sbom = work.path().join("sbom.spdx.json");
+    std::fs::write(&sbom, br#"{"spdxVersion":"SPDX-2.3","name":"interop"}"#)?;
+    let unsigned_noise = image("unsigned-noise").await?;
+    oras_attach(&unsigned_noise, SBOM_TYPE, &sbom, !referrers_api)?;
+    let signed_noise = image("signed-noise").await?;
+    oras_attach(&signed_noise, SBOM_TYPE, &sbom, !referrers_api)?;
+    sign(&signed_noise, "rsa", "jws")?;
+    let two_signers = image("two-signers").await?;
+    sign(&two_signers, "rsa", "jws")?;
+    sign(&two_signers, "other", "cose")?;
+    let expired = image("expired").await?;
+    notation.sign(
+        &expired,
+        &SignOptions {
+            key: Some("rsa"),
+            referrers_api,
+            expiry: Some("1s"),
+            ..SignOptions::default()
+        },
+    )?;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    let signer = ["x509.subject: C=US, ST=WA, L=Seattle, O=Notary, CN=rsa"];
+    let cases = [
+        Case::allow("RSA, JWS", rsa_jws.clone(), &[&rsa]),
+        Case::allow("RSA, COSE", rsa_cose, &[&rsa]),
+        Case::allow("EC P-256 with an intermediate, JWS", ec_jws, &[&ec_root]),
+        Case::allow(
+            "EC P-256 with an intermediate, COSE",
+            ec_cose.clone(),
+            &[&ec_root],
+        ),
+        Case::allow(
+            "trusted identity matches the signer",
+            rsa_jws.clone(),
+            &[&rsa],
+        )
+        .identities(&signer),
+        Case::deny("trusted identity is someone else", rsa_jws.clone(), &[&rsa])
+            .identities(&["x509.subject: C=US, ST=WA, O=Someone Else"]),
+        Case::deny("wrong trust store", rsa_jws, &[&other]),
+        Case::deny("EC chain against the RSA trust store", ec_cose, &[&rsa]),
+        Case::deny(
+            "unsigned, with an SBOM attached by oras",
+            unsigned_noise,
+            &[&rsa],
+        ),
+        Case::allow(
+            "signed, with an SBOM attached by oras",
+            signed_noise,
+            &[&rsa],
+        ),
+        Case::allow(
+            "two signatures, one trusted (Policy: any)",
+            two_signers.clone(),
+            &[&rsa],
+        )
+        .any_signature(),
+        Case::allow(
+            "two signatures, one trusted (Ratify's default Policy: all)",
+            two_signers,
+            &[&rsa],
+        )
+        .verdict_differs(),
+        Case::deny("signature expired (--expiry 1s)", expired, &[&rsa]),
+    ];
+
+    let kind = if referrers_api {
+        "referrers API"
+    } else {
+        "tag schema (docker-registry 2.8)"
+    };
+    let mut failures = Vec::new();
+    for case in &cases {
+        let certs: Vec<&Path> = case.trusted.to_vec();
+        notation.set_trust_stores(&[("ca", "certs", &certs)])?;
+        notation.set_trust_policy(&trust_policy(case.identities))?;
+        let (notation_allows, notation_says) = notation.verify(&case.reference)?;
+        let (verdict_allows, verdict_says) =
+            verdict_verify(&host, case, &work.path().join("config"))?;
+        let word = |b: bool| if b { "allow" } else { "deny" };
+        let verdict_expected = case.expect_allow != case.verdict_differs;
+        eprintln!(
+            "| {kind} | {} | notation: {} | verdict: {} | expected: {}{} |",
+            case.name,
+            word(notation_allows),
+            word(verdict_allows),
+            word(case.expect_allow),
+            if case.verdict_differs {
+                " (Verdict: the opposite, on purpose)"
+            } else {
+                ""
+            }
+        );
+        if notation_allows != case.expect_allow || verdict_allows != verdict_expected {
+            failures.push(format!(
+                "{} ({kind}): expected {}, notation {}, verdict {}\n--- notation:\n{notation_says}\n--- verdict:\n{verdict_says}",
+                case.name,
+                word(case.expect_allow),
+                word(notation_allows),
+                word(verdict_allows)
+            ));
+        }
+    }
+    if !failures.is_empty() {
+        bail!(
+            "{} of {} cases disagree:\n{}\n--- registry log:\n{}",
+            failures.len(),
+            cases.len(),
+            failures.join("\n\n"),
+            registry.log_tail()
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn notation_signatures_in_docker_registry_get_notations_verdicts() {
+    let registry = DockerRegistry::start().await.expect("docker-registry");
+    run_matrix(Registry::Distribution(registry)).await.unwrap();
+}
+
+#[tokio::test]
+async fn notation_signatures_behind_the_referrers_api_get_notations_verdicts() {
+    let registry = ReferrersRegistry::start()
+        .await
+        .expect("referrers registry");
+    run_matrix(Registry::Referrers(registry)).await.unwrap();
+}
