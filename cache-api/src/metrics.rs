@@ -1,12 +1,14 @@
 //! Metric names of the cache API and the process-wide Prometheus recorder.
 
+use std::fmt::Write as _;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::error::Error;
 
-/// Histogram: time to answer one key, labelled `result` = `hit` | `miss`.
+/// Histogram: time to answer one key, labelled `result` = `hit` | `miss` ([`LOOKUPS`]).
 pub const LOOKUP_DURATION: &str = "verdict_lookup_duration_seconds";
 /// Counter: requests by `endpoint` (`v1_verify`, `v2_verify`, `v1_mutate`, `v2_mutate`) and
 /// `outcome` (`ok`, `key_errors`, `system_error`).
@@ -51,15 +53,12 @@ const LOOKUP_BUCKETS: &[f64] = &[
 static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
 
 /// Installs the Prometheus recorder as the process's `metrics` recorder (once; later calls
-/// return the same handle). Lookup durations are histograms with [`LOOKUP_BUCKETS`]. Fails when
-/// another recorder was installed first.
+/// return the same handle). Fails when another recorder was installed first. The lookup-duration
+/// histograms are not the recorder's: see [`LOOKUPS`] and [`render`].
 pub fn prometheus_recorder() -> Result<PrometheusHandle, Error> {
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Full(LOOKUP_DURATION.into()), LOOKUP_BUCKETS)
-                .map_err(|e| e.to_string())?
-                .build_recorder();
+            let recorder = PrometheusBuilder::new().build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).map_err(|_| {
                 "another metrics recorder is already installed in this process; install ours first".to_string()
@@ -71,12 +70,96 @@ pub fn prometheus_recorder() -> Result<PrometheusHandle, Error> {
         .map_err(|reason| Error::Metrics { reason })
 }
 
+/// The exposition text: the recorder's metrics and [`LOOKUPS`].
+pub fn render(handle: &PrometheusHandle) -> String {
+    let mut out = handle.render();
+    LOOKUPS.render(&mut out);
+    out
+}
+
+/// A histogram with fixed buckets updated by three atomic additions however many samples a
+/// call records. The exporter's histograms queue every sample with a timestamp and sort them
+/// into buckets later; with ten keys a request that was 600 k queued samples a second, pushed
+/// by both cores onto one queue (benches/README.md, issue 12).
+pub struct FixedHistogram {
+    /// Per bucket of [`LOOKUP_BUCKETS`], then `+Inf` (not cumulative; rendering sums them).
+    buckets: [AtomicU64; LOOKUP_BUCKETS.len() + 1],
+    count: AtomicU64,
+    /// Sum of samples in nanoseconds.
+    sum_nanos: AtomicU64,
+}
+
+impl FixedHistogram {
+    const fn new() -> Self {
+        FixedHistogram {
+            buckets: [const { AtomicU64::new(0) }; LOOKUP_BUCKETS.len() + 1],
+            count: AtomicU64::new(0),
+            sum_nanos: AtomicU64::new(0),
+        }
+    }
+
+    /// Records `n` samples of `seconds` each.
+    pub fn record_many(&self, seconds: f64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let i = LOOKUP_BUCKETS.partition_point(|&bound| bound < seconds);
+        self.buckets[i].fetch_add(n, Ordering::Relaxed);
+        self.count.fetch_add(n, Ordering::Relaxed);
+        // Saturating float-to-int: a negative or NaN sample adds nothing to the sum.
+        let nanos = (seconds * 1e9) as u64;
+        self.sum_nanos
+            .fetch_add(nanos.saturating_mul(n), Ordering::Relaxed);
+    }
+
+    /// Appends this histogram's lines for `result` in Prometheus' text format.
+    fn render_lines(&self, name: &str, result: &str, out: &mut String) {
+        let mut cumulative = 0u64;
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let le = LOOKUP_BUCKETS
+                .get(i)
+                .map_or_else(|| "+Inf".to_owned(), f64::to_string);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{result=\"{result}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_sum{{result=\"{result}\"}} {sum}");
+        let _ = writeln!(
+            out,
+            "{name}_count{{result=\"{result}\"}} {}",
+            self.count.load(Ordering::Relaxed)
+        );
+    }
+}
+
+/// [`LOOKUP_DURATION`]'s two series.
+pub struct Lookups {
+    pub hit: FixedHistogram,
+    pub miss: FixedHistogram,
+}
+
+impl Lookups {
+    fn render(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP {LOOKUP_DURATION} Time to answer one external-data key (hit: from the verdict cache; miss: inline verification)"
+        );
+        let _ = writeln!(out, "# TYPE {LOOKUP_DURATION} histogram");
+        self.hit.render_lines(LOOKUP_DURATION, "hit", out);
+        self.miss.render_lines(LOOKUP_DURATION, "miss", out);
+    }
+}
+
+/// The process's lookup-duration histograms.
+pub static LOOKUPS: Lookups = Lookups {
+    hit: FixedHistogram::new(),
+    miss: FixedHistogram::new(),
+};
+
 fn describe() {
-    metrics::describe_histogram!(
-        LOOKUP_DURATION,
-        metrics::Unit::Seconds,
-        "Time to answer one external-data key (hit: from the verdict cache; miss: inline verification)"
-    );
     metrics::describe_counter!(REQUESTS, "External-data requests by endpoint and outcome");
     metrics::describe_counter!(
         INLINE_VERIFICATIONS,
@@ -117,4 +200,47 @@ fn describe() {
         CONNECTIONS_REJECTED,
         "Connections closed because max_connections were open"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_histogram_renders_cumulative_buckets_sum_and_count() {
+        let h = FixedHistogram::new();
+        h.record_many(0.00005, 10); // first bucket
+        h.record_many(0.003, 2); // le 0.005
+        h.record_many(60.0, 1); // +Inf only
+        h.record_many(0.001, 0); // nothing
+        let mut out = String::new();
+        h.render_lines("x", "hit", &mut out);
+        assert!(
+            out.contains("x_bucket{result=\"hit\",le=\"0.0001\"} 10\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_bucket{result=\"hit\",le=\"0.0025\"} 10\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_bucket{result=\"hit\",le=\"0.005\"} 12\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_bucket{result=\"hit\",le=\"5\"} 12\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_bucket{result=\"hit\",le=\"+Inf\"} 13\n"),
+            "{out}"
+        );
+        assert!(out.contains("x_count{result=\"hit\"} 13\n"), "{out}");
+        let sum: f64 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("x_sum{result=\"hit\"} "))
+            .and_then(|v| v.parse().ok())
+            .expect("sum line");
+        assert!((sum - (0.0005 + 0.006 + 60.0)).abs() < 1e-6, "{sum}");
+    }
 }

@@ -104,7 +104,7 @@ async fn metrics_text(State(ops): State<Ops>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        ops.metrics.render(),
+        crate::metrics::render(&ops.metrics),
     )
         .into_response()
 }
