@@ -266,34 +266,17 @@ impl VerdictService {
         });
         let stamp = Arc::new(Stamp::new(trace_id, Utc::now()));
         // Each subject's value is written once; spelling variants of a key share its text.
-        let mut values: Vec<Result<ItemValue, Error>> = verdicts
+        let values: Vec<Result<ItemValue, Error>> = verdicts
             .zip(&plan.subjects)
             .map(|(verdict, subject)| item_value(&*verdict?, endpoint, subject, &stamp))
             .collect();
-        // Each value is moved into its last item and cloned only for spelling variants.
-        let mut uses = vec![0usize; values.len()];
-        for (_, slot) in &plan.items {
-            if let Ok(i) = slot {
-                uses[*i] += 1;
-            }
-        }
+        // Spelling variants of one subject share its value (a clone shares the rendered verdict).
         let items = plan
             .items
             .into_iter()
-            .map(|(key, slot)| match slot {
-                Err(e) => failed_item(key, e),
-                Ok(i) => {
-                    uses[i] -= 1;
-                    let value = if uses[i] == 0 {
-                        std::mem::replace(&mut values[i], Err(Error::Internal(String::new())))
-                    } else {
-                        values[i].clone()
-                    };
-                    match value {
-                        Ok(v) => Item::raw(key, v),
-                        Err(f) => failed_item(key, f),
-                    }
-                }
+            .map(|(key, slot)| match slot.and_then(|i| values[i].clone()) {
+                Ok(v) => Item::raw(key, v),
+                Err(f) => failed_item(key, f),
             })
             .collect();
         ProviderResponse::items(items, endpoint.idempotent())

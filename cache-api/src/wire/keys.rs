@@ -195,32 +195,28 @@ impl KeyPlan {
                 }
             };
             let item_key = ItemKey::Parsed(Arc::clone(&parsed));
-            let slot = Ok::<_, Error>(parsed).map(|parsed| {
-                if small {
-                    let same = |s: &Arc<ParsedKey>| {
-                        Arc::ptr_eq(s, &parsed)
-                            || (s.normalised == parsed.normalised
-                                && s.namespace == parsed.namespace)
-                    };
-                    match subjects.iter().position(same) {
-                        Some(i) => i,
-                        None => {
-                            subjects.push(parsed);
-                            subjects.len() - 1
-                        }
-                    }
-                } else {
-                    match subject_index.entry((parsed.namespace.clone(), parsed.normalised.clone()))
-                    {
-                        Entry::Occupied(o) => *o.get(),
-                        Entry::Vacant(v) => {
-                            subjects.push(parsed);
-                            *v.insert(subjects.len() - 1)
-                        }
+            let slot = if small {
+                let same = |s: &Arc<ParsedKey>| {
+                    Arc::ptr_eq(s, &parsed)
+                        || (s.normalised == parsed.normalised && s.namespace == parsed.namespace)
+                };
+                match subjects.iter().position(same) {
+                    Some(i) => i,
+                    None => {
+                        subjects.push(parsed);
+                        subjects.len() - 1
                     }
                 }
-            });
-            items.push((item_key, slot));
+            } else {
+                match subject_index.entry((parsed.namespace.clone(), parsed.normalised.clone())) {
+                    Entry::Occupied(o) => *o.get(),
+                    Entry::Vacant(v) => {
+                        subjects.push(parsed);
+                        *v.insert(subjects.len() - 1)
+                    }
+                }
+            };
+            items.push((item_key, Ok(slot)));
         }
         KeyPlan { items, subjects }
     }
