@@ -43,6 +43,15 @@ pub enum Command {
     /// reached (unreadable configuration, registry unreachable or throttled, bad reference).
     Verify(VerifyArgs),
 
+    /// Verify a Sigstore bundle over a file offline, as `cosign verify-blob --bundle` does: the
+    /// Fulcio chain, embedded SCT, Rekor entry (inclusion proof and checkpoint, or SET) and any
+    /// RFC 3161 timestamp against a trusted root, and the signer's identity. For debugging a
+    /// keyless policy with material in hand.
+    ///
+    /// Exit status: 0 valid, 1 invalid, 2 unusable input (unreadable file, trusted root or
+    /// bundle that is not a Sigstore bundle, bad flags).
+    VerifyBlob(VerifyBlobArgs),
+
     /// Serve Gatekeeper's external-data API (Ratify-compatible) from the signed verdict store,
     /// verifying misses inline.
     Serve(Box<ServeArgs>),
@@ -74,6 +83,43 @@ pub struct VerifyArgs {
 
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("identity").args(["certificate_identity", "certificate_identity_regexp"])))]
+#[command(group(clap::ArgGroup::new("issuer").args(["certificate_oidc_issuer", "certificate_oidc_issuer_regexp"])))]
+pub struct VerifyBlobArgs {
+    /// The signed file.
+    pub file: PathBuf,
+
+    /// The Sigstore bundle (`*.sigstore` / `*.sigstore.json`, media type
+    /// `application/vnd.dev.sigstore.bundle…`).
+    #[arg(long)]
+    pub bundle: PathBuf,
+
+    /// Sigstore trusted root (`trusted_root.json`): Fulcio CAs, Rekor and CT log keys, TSAs.
+    #[arg(long, env = "VERDICT_SIGSTORE_TRUSTED_ROOT")]
+    pub sigstore_trusted_root: PathBuf,
+
+    /// The signer identity the certificate must name (SAN: email or URI), exactly.
+    #[arg(long)]
+    pub certificate_identity: Option<String>,
+
+    /// The signer identity as a regular expression (matched anywhere unless anchored).
+    #[arg(long)]
+    pub certificate_identity_regexp: Option<String>,
+
+    /// The OIDC issuer the certificate must name, exactly.
+    #[arg(long)]
+    pub certificate_oidc_issuer: Option<String>,
+
+    /// The OIDC issuer as a regular expression.
+    #[arg(long)]
+    pub certificate_oidc_issuer_regexp: Option<String>,
+
+    /// Output: lines for people, or the verification report as JSON.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 /// Trust material that Ratify's resources have no field for (shared by `verify` and `serve`).

@@ -2,7 +2,6 @@
 //! image of our own (unsigned), configured with Ratify CRs.
 
 use std::path::Path;
-use std::process::Command;
 
 use verdict_testkit::ratify::{NotationVerifier, inline_kmp_yaml};
 use verdict_testkit::{DockerRegistry, shared_dir};
@@ -25,15 +24,7 @@ fn write_config(dir: &Path, shared: &Path) {
 }
 
 fn verdict(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_verdict"))
-        .args(args)
-        .output()
-        .expect("run verdict");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    verdict_testkit::process::run_to_end(env!("CARGO_BIN_EXE_verdict"), args)
 }
 
 #[tokio::test]

@@ -181,13 +181,13 @@ async fn bundle_failures() {
         async move { verify(&host, trust, &format!("{host}/{repo}:v1")).await }
     };
 
-    // A forged SET (signed by another key) and no inclusion proof.
+    // A forged SET (signed by another key) beside a genuine inclusion proof.
     let img = oci.push_image("forged", "v1").await.unwrap();
     let s = sign_statement(&key, &format!("{host}/forged"), &img);
     let mut bad = TestSigstore::new();
     bad.rekor = TestKey::generate(KeyAlg::EcP256).unwrap();
     let body = TestSigstore::dsse_body(&s.statement, &s.signature, &key.public_key_pem());
-    let mut entry = sigstore.bundle_entry(&body, Utc::now().timestamp(), false, false);
+    let mut entry = sigstore.bundle_entry(&body, Utc::now().timestamp(), false, true);
     entry["inclusionPromise"] =
         json!({"signedEntryTimestamp": b64(&bad.rekor.sign(SignAlg::Es256Der, b"x").unwrap())});
     let bundle = dsse_bundle(
@@ -210,7 +210,7 @@ async fn bundle_failures() {
     let s = sign_statement(&key, &format!("{host}/swapped"), &img);
     let other = sign_statement(&key, &format!("{host}/swapped"), &img);
     let body = TestSigstore::dsse_body(&other.statement, &other.signature, &key.public_key_pem());
-    let entry = sigstore.bundle_entry(&body, Utc::now().timestamp(), true, false);
+    let entry = sigstore.bundle_entry(&body, Utc::now().timestamp(), true, true);
     push_bundle(
         &oci,
         "swapped",
@@ -231,6 +231,25 @@ async fn bundle_failures() {
         reasons(&r)
     );
 
+    // A v0.3 bundle whose entry has only a SET: bundles from v0.2 on must prove inclusion with
+    // a proof and a signed checkpoint (sigstore-go and sigstore-python refuse it too).
+    let img = oci.push_image("promise-only", "v1").await.unwrap();
+    let s = sign_statement(&key, &format!("{host}/promise-only"), &img);
+    push_bundle(
+        &oci,
+        "promise-only",
+        &img,
+        key_bundle(&s, &sigstore, &key, true, false),
+    )
+    .await;
+    let r = run("promise-only", trust_with(&cfg, sigstore.trust_root())).await;
+    assert!(!r.is_success);
+    assert!(
+        reasons(&r).contains("the entry has no inclusion proof"),
+        "{}",
+        reasons(&r)
+    );
+
     // A statement about another image.
     let img = oci.push_image("elsewhere", "v1").await.unwrap();
     let other_img = oci.push_image("elsewhere", "v2").await.unwrap();
@@ -239,7 +258,7 @@ async fn bundle_failures() {
         &oci,
         "elsewhere",
         &img,
-        key_bundle(&s, &sigstore, &key, true, false),
+        key_bundle(&s, &sigstore, &key, true, true),
     )
     .await;
     let r = run("elsewhere", trust_with(&cfg, sigstore.trust_root())).await;
@@ -253,7 +272,7 @@ async fn bundle_failures() {
         &oci,
         "nokey",
         &img,
-        key_bundle(&s, &sigstore, &key, true, false),
+        key_bundle(&s, &sigstore, &key, true, true),
     )
     .await;
     let r = run("nokey", trust_with(&cfg, SigstoreTrustRoot::new())).await;
@@ -351,5 +370,9 @@ async fn message_signature_bundle_over_the_manifest_digest() {
     push_bundle(&oci, "app", &img2, bundle2).await;
     let r = verify(&host, trust(&config(&key, None)), &format!("{host}/app:v2")).await;
     assert!(!r.is_success);
-    assert!(reasons(&r).contains("not the image"), "{}", reasons(&r));
+    assert!(
+        reasons(&r).contains("(the subject's digest)"),
+        "{}",
+        reasons(&r)
+    );
 }

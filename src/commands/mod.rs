@@ -4,6 +4,7 @@ mod config;
 mod registry;
 mod serve;
 mod verify;
+mod verify_blob;
 
 use std::process::ExitCode;
 
@@ -18,6 +19,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Config(ConfigCommand::Check(args)) => config::check(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::VerifyBlob(args) => verify_blob::run(&args),
         Command::Serve(args) => serve::run(&args),
     }
 }

@@ -18,6 +18,22 @@ use anyhow::{Context, Result, anyhow, bail};
 /// How many bytes of a server log an error message quotes.
 const LOG_TAIL_BYTES: u64 = 4096;
 
+/// Runs a command to completion: its exit code (-1 when killed by a signal), standard output and
+/// standard error as text. Panics when it cannot be started (a test bug, not an outcome).
+#[track_caller]
+pub fn run_to_end(program: impl AsRef<OsStr>, args: &[&str]) -> (i32, String, String) {
+    let program = program.as_ref();
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.to_string_lossy()));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The error text for a program that is not on `PATH`, with the command that installs it.
 pub fn missing_binary_message(program: &str, apt_package: &str) -> String {
     format!(

@@ -111,10 +111,15 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Bundle, String> {
             "the bundle's verificationMaterial has no certificate, chain or publicKey".into(),
         );
     };
+    let require_proof = requires_inclusion_proof(&media_type)?;
     let tlog_entries = vm
         .get("tlogEntries")
         .and_then(Value::as_array)
-        .map(|a| a.iter().map(rekor::parse_bundle_entry).collect())
+        .map(|a| {
+            a.iter()
+                .map(|e| rekor::parse_bundle_entry(e, require_proof))
+                .collect()
+        })
         .transpose()?
         .unwrap_or_default();
     let rfc3161 = vm
@@ -193,6 +198,27 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Bundle, String> {
     })
 }
 
+/// Whether a bundle of `media_type` must prove log inclusion with a proof and checkpoint: true
+/// from v0.2 on (`…bundle+json;version=0.2`, `…bundle.v0.3+json`, `…bundle+json;version=0.3`),
+/// false for v0.1; an unknown version is refused rather than guessed.
+fn requires_inclusion_proof(media_type: &str) -> Result<bool, String> {
+    let rest = &media_type[BUNDLE_MEDIA_TYPE_PREFIX.len().min(media_type.len())..];
+    let version = rest
+        .strip_prefix("+json;version=")
+        .or_else(|| {
+            rest.strip_prefix(".v")
+                .and_then(|v| v.strip_suffix("+json"))
+        })
+        .ok_or_else(|| format!("the bundle's mediaType {media_type:?} names no bundle version"))?;
+    match version {
+        "0.1" => Ok(false),
+        "0.2" | "0.3" => Ok(true),
+        other => Err(format!(
+            "Sigstore bundle version {other} is not supported (0.1, 0.2 and 0.3 are)"
+        )),
+    }
+}
+
 /// DSSE pre-authentication encoding: `"DSSEv1" SP len(type) SP type SP len(body) SP body`.
 pub(crate) fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = format!(
@@ -216,6 +242,30 @@ mod tests {
             pae("http://example.com/HelloWorld", b"hello world"),
             b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
         );
+    }
+
+    #[test]
+    fn bundle_versions_decide_whether_an_inclusion_proof_is_required() {
+        for (media_type, required) in [
+            (
+                "application/vnd.dev.sigstore.bundle+json;version=0.1",
+                false,
+            ),
+            ("application/vnd.dev.sigstore.bundle+json;version=0.2", true),
+            ("application/vnd.dev.sigstore.bundle+json;version=0.3", true),
+            ("application/vnd.dev.sigstore.bundle.v0.3+json", true),
+        ] {
+            assert_eq!(
+                requires_inclusion_proof(media_type),
+                Ok(required),
+                "{media_type}"
+            );
+        }
+        let e =
+            requires_inclusion_proof("application/vnd.dev.sigstore.bundle.v0.9+json").unwrap_err();
+        assert!(e.contains("0.9 is not supported"), "{e}");
+        let e = requires_inclusion_proof("application/vnd.dev.sigstore.bundle+json").unwrap_err();
+        assert!(e.contains("names no bundle version"), "{e}");
     }
 
     #[test]

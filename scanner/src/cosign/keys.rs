@@ -170,6 +170,11 @@ impl PublicKey {
         }))
     }
 
+    /// Parses a DER PKCS#1 `RSAPublicKey` (what a trusted root's `PKCS1_RSA_*` keys hold).
+    pub fn from_pkcs1_rsa_der(pkcs1_der: &[u8]) -> Result<Self, KeyError> {
+        Self::from_spki_der(&rsa_pkcs1_to_spki(pkcs1_der))
+    }
+
     /// Parses a DER `SubjectPublicKeyInfo`.
     pub fn from_spki_der(spki_der: &[u8]) -> Result<Self, KeyError> {
         let (rest, spki) = SubjectPublicKeyInfo::from_der(spki_der)

@@ -21,7 +21,8 @@
 //!
 //! Entry points: [`CosignVerifier::from_parameters`] (configuration, errors at load),
 //! [`CosignVerifier::verify_layers`] and [`CosignVerifier::verify_bundle`] (verification from
-//! fetched bytes; a bad signature is an outcome, never an error or a panic).
+//! fetched bytes; a bad signature is an outcome, never an error or a panic), and [`verify_blob`]
+//! (a bundle over a file, for `verdict verify-blob`).
 //!
 //! **Why not the `sigstore` crate** (the design card names it): sigstore 0.15 cannot verify
 //! bytes we fetched ourselves — `SignatureLayer::new` is crate-private and its fetch path turns
@@ -42,6 +43,7 @@
 //! - A signature manifest succeeds when any of its signatures verifies with any trusted key
 //!   (Ratify intends this; its loop keeps only the last signature's result).
 
+mod blob;
 mod bundle;
 mod error;
 mod fulcio;
@@ -53,6 +55,7 @@ mod timestamp;
 mod trust_root;
 mod verify;
 
+pub use blob::{BLOB_POLICY, BlobOutcome, verify_blob};
 pub use error::CosignError;
 pub use fulcio::{KeylessRequirements, Matcher};
 pub use keys::{KeyError, KeyType, PublicKey, Scheme, spki_fingerprint};

@@ -28,6 +28,9 @@ pub(crate) struct TlogEntry {
     pub log_id: Vec<u8>,
     pub set: Option<Vec<u8>>,
     pub proof: Option<InclusionProof>,
+    /// The entry must prove inclusion with a proof and a signed checkpoint (Sigstore bundles
+    /// v0.2 and later); otherwise a SET suffices.
+    pub require_inclusion_proof: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -47,8 +50,8 @@ pub(crate) struct VerifiedEntry {
     pub log_index: i64,
     /// `sha256:<hex>` of the Rekor key's SPKI.
     pub log_key_fingerprint: String,
-    /// `SET` or `inclusion proof`.
-    pub method: &'static str,
+    /// `SET`, `inclusion proof`, or both joined by `and`.
+    pub method: String,
 }
 
 /// What the entry body must state.
@@ -103,11 +106,16 @@ pub(crate) fn parse_legacy_bundle(annotation: &str) -> Result<TlogEntry, String>
             .map_err(|_| format!("the Rekor bundle's logID {log_id_hex:?} is not hex"))?,
         set: Some(b64(set, "SignedEntryTimestamp")?),
         proof: None,
+        require_inclusion_proof: false,
     })
 }
 
-/// Parses one `verificationMaterial.tlogEntries[]` entry of a Sigstore bundle.
-pub(crate) fn parse_bundle_entry(v: &Value) -> Result<TlogEntry, String> {
+/// Parses one `verificationMaterial.tlogEntries[]` entry of a Sigstore bundle;
+/// `require_inclusion_proof` for bundles v0.2 and later, where the proof is mandatory.
+pub(crate) fn parse_bundle_entry(
+    v: &Value,
+    require_inclusion_proof: bool,
+) -> Result<TlogEntry, String> {
     // protobuf JSON writes int64 as strings; accept numbers too.
     let int = |v: Option<&Value>, what: &str| -> Result<i64, String> {
         match v {
@@ -176,6 +184,7 @@ pub(crate) fn parse_bundle_entry(v: &Value) -> Result<TlogEntry, String> {
         log_id: b64(log_id, "logId.keyId")?,
         set,
         proof,
+        require_inclusion_proof,
     })
 }
 
@@ -192,7 +201,11 @@ fn set_message(e: &TlogEntry) -> String {
     )
 }
 
-/// Verifies the entry against the configured Rekor keys (SET first, then inclusion proof).
+/// Verifies the entry against the configured Rekor keys, as sigstore-go and sigstore-python do:
+/// every proof the entry carries must verify — its SET (which also authenticates
+/// `integratedTime`) and its inclusion proof with the signed checkpoint — and an entry of a
+/// v0.2+ bundle must carry an inclusion proof with a checkpoint. An inclusion proof without a
+/// checkpoint proves nothing (its root hash is not signed) and is not counted.
 pub(crate) fn verify_entry(
     e: &TlogEntry,
     root: &SigstoreTrustRoot,
@@ -207,43 +220,47 @@ pub(crate) fn verify_entry(
         .timestamp_opt(e.integrated_time, 0)
         .single()
         .ok_or("integratedTime is out of range")?;
-    let mut problems = Vec::new();
+    let proof = e.proof.as_ref().filter(|p| !p.checkpoint.is_empty());
+    if e.require_inclusion_proof && proof.is_none() {
+        return Err(if e.proof.is_some() {
+            "the entry's inclusion proof has no checkpoint (a Sigstore bundle v0.2 or later must prove inclusion with a signed checkpoint)".into()
+        } else {
+            "the entry has no inclusion proof (a Sigstore bundle v0.2 or later must carry one, with a signed checkpoint)".into()
+        });
+    }
+    let mut methods = Vec::new();
+    let mut integrated_time = None;
     if let Some(set) = &e.set {
-        if key.key.verify(set_message(e).as_bytes(), set).is_some() {
-            if !key.valid_for.contains(integrated) {
-                return Err(format!(
-                    "the entry was integrated at {integrated}, outside the validity of Rekor key {}",
-                    key.key.fingerprint()
-                ));
-            }
-            return Ok(VerifiedEntry {
-                integrated_time: Some(integrated),
-                log_index: e.log_index,
-                log_key_fingerprint: key.key.fingerprint().to_owned(),
-                method: "SET",
-            });
+        if key.key.verify(set_message(e).as_bytes(), set).is_none() {
+            return Err(
+                "the signed entry timestamp (SET) does not verify with the Rekor key".into(),
+            );
         }
-        problems
-            .push("the signed entry timestamp (SET) does not verify with the Rekor key".to_owned());
-    }
-    if let Some(proof) = &e.proof {
-        match verify_inclusion(e, proof, key) {
-            Ok(()) => {
-                return Ok(VerifiedEntry {
-                    integrated_time: None,
-                    log_index: e.log_index,
-                    log_key_fingerprint: key.key.fingerprint().to_owned(),
-                    method: "inclusion proof",
-                });
-            }
-            Err(why) => problems.push(why),
+        if !key.valid_for.contains(integrated) {
+            return Err(format!(
+                "the entry was integrated at {integrated}, outside the validity of Rekor key {}",
+                key.key.fingerprint()
+            ));
         }
+        integrated_time = Some(integrated);
+        methods.push("SET");
     }
-    if problems.is_empty() {
-        problems
-            .push("the entry has neither a signed entry timestamp nor an inclusion proof".into());
+    if let Some(proof) = proof {
+        verify_inclusion(e, proof, key)?;
+        methods.push("inclusion proof");
     }
-    Err(problems.join("; "))
+    if methods.is_empty() {
+        return Err(
+            "the entry has neither a signed entry timestamp nor an inclusion proof with a checkpoint"
+                .into(),
+        );
+    }
+    Ok(VerifiedEntry {
+        integrated_time,
+        log_index: e.log_index,
+        log_key_fingerprint: key.key.fingerprint().to_owned(),
+        method: methods.join(" and "),
+    })
 }
 
 fn verify_inclusion(e: &TlogEntry, p: &InclusionProof, key: &LogKey) -> Result<(), String> {
@@ -576,6 +593,7 @@ mod tests {
             log_id: vec![],
             set: None,
             proof: None,
+            require_inclusion_proof: false,
         }
     }
 

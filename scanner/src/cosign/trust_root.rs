@@ -296,8 +296,16 @@ fn log_key_from_json(entry: &Value) -> Result<LogKey, String> {
         .get("rawBytes")
         .and_then(Value::as_str)
         .ok_or("publicKey.rawBytes is missing")?;
-    let key = PublicKey::from_spki_der(&b64(raw, "publicKey.rawBytes")?)
-        .map_err(|e| format!("publicKey: {e}"))?;
+    let der = b64(raw, "publicKey.rawBytes")?;
+    // `keyDetails` says how rawBytes is encoded: PKCS#1 for the `PKCS1_RSA_*` kinds (the
+    // staging CT log of 2021–22), SubjectPublicKeyInfo for every other kind.
+    let details = pk.get("keyDetails").and_then(Value::as_str).unwrap_or("");
+    let key = if details.starts_with("PKCS1_RSA") {
+        PublicKey::from_pkcs1_rsa_der(&der)
+    } else {
+        PublicKey::from_spki_der(&der)
+    }
+    .map_err(|e| format!("publicKey ({details}): {e}"))?;
     let log_id = match entry
         .get("logId")
         .and_then(|l| l.get("keyId"))

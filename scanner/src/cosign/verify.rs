@@ -343,7 +343,7 @@ impl CosignVerifier {
                     Ok(())
                 } else {
                     Err(format!(
-                        "the bundle signs {digest_algorithm}:{}, not the image {}",
+                        "the bundle signs {digest_algorithm}:{}, not {} (the subject's digest)",
                         hex::encode(digest),
                         subject.digest
                     ))
