@@ -28,11 +28,14 @@ fi
 TOOLS=${VERDICT_TOOLS_DIR:-$HOME/.cache/verdict/tools}
 NOTATION_VERSION=v1.3.2   # github.com/notaryproject/notation (v1.3.2 is the one version the proxy serves)
 ORAS_VERSION=v1.3.6       # oras.land/oras
+COSIGN_VERSION=v3.1.3     # github.com/sigstore/cosign/v3
+TSA_VERSION=v2.1.3        # github.com/sigstore/timestamp-authority/v2 (newer ones need Go 1.27)
+HELM_VERSION=v4.3.2       # helm.sh/helm/v4 (for the chart tests of the Kubernetes work)
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 go_tools() {
   if ! command -v go >/dev/null 2>&1; then
-    echo "error: go not found; the interop tests build notation, oras and a referrers-API registry from Go modules. Install Go >= 1.26 (https://go.dev/dl/) and run scripts/install-deps.sh again." >&2
+    echo "error: go not found; the interop tests build notation, cosign, oras, helm, Sigstore's timestamp authority and a referrers-API registry from Go modules. Install Go >= 1.26 (https://go.dev/dl/) and run scripts/install-deps.sh again." >&2
     exit 1
   fi
   mkdir -p "$TOOLS/bin"
@@ -58,6 +61,9 @@ go_tools() {
   }
   build notation "$NOTATION_VERSION" github.com/notaryproject/notation github.com/notaryproject/notation/cmd/notation
   build oras "$ORAS_VERSION" oras.land/oras oras.land/oras/cmd/oras
+  build cosign "$COSIGN_VERSION" github.com/sigstore/cosign/v3 github.com/sigstore/cosign/v3/cmd/cosign
+  build helm "$HELM_VERSION" helm.sh/helm/v4 helm.sh/helm/v4/cmd/helm
+  build timestamp-server "$TSA_VERSION" github.com/sigstore/timestamp-authority/v2 github.com/sigstore/timestamp-authority/v2/cmd/timestamp-server
   # Our own 40-line main around go-containerregistry's registry (referrers API on); rebuilt when
   # its source or pins change.
   local src="$here/testkit/tools/referrers-registry"

@@ -14,7 +14,9 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use verdict_testkit::DockerRegistry;
 use verdict_testkit::oci::OciClient;
-use verdict_testkit::oracles::{Notation, ReferrersRegistry, SignOptions, oras_attach};
+use verdict_testkit::oracles::{
+    Notation, ReferrersRegistry, SignOptions, TimestampServer, oras_attach,
+};
 use verdict_testkit::pki::{CertBuilder, KeyAlg};
 use verdict_testkit::ratify::{
     NOTATION_ARTIFACT_TYPE, NotationVerifier, config_policy_yaml, inline_kmp_yaml,
@@ -58,15 +60,20 @@ impl Registry {
 }
 
 /// The trust policy both sides use: one strict statement over every registry, trust store
-/// `ca:certs` (Ratify's `verificationCertStores: {certs: [...]}`), these identities.
-fn trust_policy(identities: &[&str]) -> Value {
+/// `ca:certs` (Ratify's `verificationCertStores: {ca: {certs: [...]}}`) and, with a TSA store,
+/// `tsa:tsa`; these identities.
+fn trust_policy(identities: &[&str], tsa_store: bool) -> Value {
+    let mut stores = vec!["ca:certs"];
+    if tsa_store {
+        stores.push("tsa:tsa");
+    }
     json!({
         "version": "1.0",
         "trustPolicies": [{
             "name": "interop",
             "registryScopes": ["*"],
             "signatureVerification": {"level": "strict"},
-            "trustStores": ["ca:certs"],
+            "trustStores": stores,
             "trustedIdentities": identities,
         }]
     })
@@ -79,6 +86,8 @@ struct Case<'a> {
     name: &'a str,
     reference: String,
     trusted: Vec<&'a Path>,
+    /// The `tsa:tsa` trust store's certificates; `None`: the policy names no TSA store.
+    tsa: Option<&'a Path>,
     identities: &'a [&'a str],
     any_signature: bool,
     expect_allow: bool,
@@ -94,6 +103,7 @@ impl<'a> Case<'a> {
             name,
             reference,
             trusted: trusted.to_vec(),
+            tsa: None,
             identities: &["*"],
             any_signature: false,
             expect_allow: true,
@@ -111,6 +121,11 @@ impl<'a> Case<'a> {
 
     fn identities(mut self, identities: &'a [&'a str]) -> Self {
         self.identities = identities;
+        self
+    }
+
+    fn tsa(mut self, root: &'a Path) -> Self {
+        self.tsa = Some(root);
         self
     }
 
@@ -138,12 +153,18 @@ fn verdict_verify(host: &str, case: &Case<'_>, config: &Path) -> Result<(bool, S
         config.join("kmp.yaml"),
         inline_kmp_yaml("kmp-interop", None, "certificate", &pems.join("")),
     )?;
-    std::fs::write(
-        config.join("verifier.yaml"),
-        NotationVerifier::new("verifier-notation", "kmp-interop")
-            .trust_policy_doc(trust_policy(case.identities))
-            .yaml(),
-    )?;
+    let mut verifier = NotationVerifier::new("verifier-notation", "kmp-interop")
+        .typed_cert_store("ca", "certs", &["kmp-interop"])
+        .trust_policy_doc(trust_policy(case.identities, case.tsa.is_some()));
+    if let Some(tsa) = case.tsa {
+        let pem = std::fs::read_to_string(tsa)?;
+        std::fs::write(
+            config.join("kmp-tsa.yaml"),
+            inline_kmp_yaml("kmp-tsa", None, "certificate", &pem),
+        )?;
+        verifier = verifier.typed_cert_store("tsa", "tsa", &["kmp-tsa"]);
+    }
+    std::fs::write(config.join("verifier.yaml"), verifier.yaml())?;
     let rule = if case.any_signature { "any" } else { "all" };
     std::fs::write(
         config.join("policy.yaml"),
@@ -198,6 +219,8 @@ async fn run_matrix(registry: Registry) -> Result<()> {
     let referrers_api = registry.has_referrers_api();
     let work = tempfile::tempdir()?;
     let notation = Notation::new()?;
+    let tsa = TimestampServer::start().await?;
+    let tsa_root = tsa.root_pem_file().await?;
     let rsa = notation.generate_test_key("rsa", true, None)?;
     let other = notation.generate_test_key("other", false, None)?;
     let (ec_root, ec_key, ec_chain_pem) = ec_chain(work.path())?;
@@ -252,6 +275,19 @@ async fn run_matrix(registry: Registry) -> Result<()> {
         },
     )?;
     tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Signed two seconds after `notation cert generate-test` made the certificate (valid from that
+    // second): the TSA's genTime is whole seconds, and a timestamp whose lower limit precedes the
+    // certificate's notBefore is refused by both tools.
+    let stamped = image("timestamped").await?;
+    notation.sign(
+        &stamped,
+        &SignOptions {
+            key: Some("rsa"),
+            referrers_api,
+            timestamp: Some((&tsa.url(), &tsa_root)),
+            ..SignOptions::default()
+        },
+    )?;
 
     let signer = ["x509.subject: C=US, ST=WA, L=Seattle, O=Notary, CN=rsa"];
     let cases = [
@@ -296,6 +332,23 @@ async fn run_matrix(registry: Registry) -> Result<()> {
         )
         .verdict_differs(),
         Case::deny("signature expired (--expiry 1s)", expired, &[&rsa]),
+        Case::allow(
+            "RFC 3161 timestamp from a local TSA, TSA root in the tsa store",
+            stamped.clone(),
+            &[&rsa],
+        )
+        .tsa(&tsa_root),
+        Case::deny(
+            "RFC 3161 timestamp, the tsa store holds another root",
+            stamped.clone(),
+            &[&rsa],
+        )
+        .tsa(&other),
+        Case::allow(
+            "RFC 3161 timestamp, the policy names no tsa store",
+            stamped,
+            &[&rsa],
+        ),
     ];
 
     let kind = if referrers_api {
@@ -306,9 +359,11 @@ async fn run_matrix(registry: Registry) -> Result<()> {
     let mut failures = Vec::new();
     for case in &cases {
         let certs: Vec<&Path> = case.trusted.to_vec();
-        notation.set_trust_stores(&[("ca", "certs", &certs)])?;
-        notation.set_trust_policy(&trust_policy(case.identities))?;
+        let tsa_certs: Vec<&Path> = case.tsa.into_iter().collect();
+        notation.set_trust_stores(&[("ca", "certs", &certs), ("tsa", "tsa", &tsa_certs)])?;
+        notation.set_trust_policy(&trust_policy(case.identities, case.tsa.is_some()))?;
         let (notation_allows, notation_says) = notation.verify(&case.reference)?;
+        let notation_says = format!("{notation_says}\n--- TSA log:\n{}", tsa.log_tail());
         let (verdict_allows, verdict_says) =
             verdict_verify(&host, case, &work.path().join("config"))?;
         let word = |b: bool| if b { "allow" } else { "deny" };

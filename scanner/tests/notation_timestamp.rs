@@ -199,19 +199,16 @@ fn accuracy_bounds_the_timestamp() {
             "20241231235959.5Z".into())
         .verified
     );
-    // The lower limit must not precede the claimed signing time (10:00:00).
-    fails(
-        &run(&f, MEDIA_TYPE_JWS, |s| {
+    // A timestamp earlier than the signing time the signer claims (10:00:00) is accepted, as
+    // notation-go accepts it: the claim is not authenticated, the timestamp is, and the
+    // certificate checks above use the timestamp. (Sigstore's TSA truncates genTime to the
+    // second, so a real `notation sign --timestamp-url` often produces exactly this; the interop
+    // suite caught a false denial here.)
+    assert!(
+        run(&f, MEDIA_TYPE_JWS, |s| {
             s.gen_time = "20240601095959Z".into()
-        }),
-        "before the signing time",
-    );
-    fails(
-        &run(&f, MEDIA_TYPE_JWS, |s| {
-            s.gen_time = "20240601100001Z".into();
-            s.accuracy = Some((2, 0));
-        }),
-        "before the signing time",
+        })
+        .verified
     );
 }
 

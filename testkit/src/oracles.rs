@@ -1,5 +1,6 @@
 //! The upstream tools the interop tests compare Verdict against, as their users run them: the
-//! `notation` and `oras` CLIs and a registry that serves the OCI referrers API. Built from their
+//! `notation`, `cosign` and `oras` CLIs, a registry that serves the OCI referrers API and
+//! Sigstore's RFC 3161 timestamp authority (`timestamp-server`). Built from their
 //! Go modules at pinned versions by `scripts/install-deps.sh --oracles` (`make test-deps`) into
 //! `~/.cache/verdict/tools/bin` (`$VERDICT_TOOLS_DIR/bin`); a test that needs a missing one fails
 //! with that command.
@@ -99,6 +100,94 @@ impl ReferrersRegistry {
     }
 }
 
+/// Sigstore's RFC 3161 timestamp authority (`timestamp-server serve`, in-memory signer: a fresh
+/// root → intermediate → TSA chain per start) on 127.0.0.1, NTP monitoring off (no network).
+/// Killed on drop.
+///
+/// Its metrics listener is fixed at `:2112` (`pkg/server/prometheus.go`), so one runs at a time
+/// per test process: `start` waits for the previous one to be dropped. Another program holding
+/// port 2112 makes `start` fail with the server's "address already in use".
+#[derive(Debug)]
+pub struct TimestampServer {
+    server: ChildServer,
+    port: u16,
+    dir: TempDir,
+    _one_at_a_time: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl TimestampServer {
+    pub async fn start() -> Result<Self> {
+        static ONE: std::sync::LazyLock<std::sync::Arc<tokio::sync::Mutex<()>>> =
+            std::sync::LazyLock::new(Default::default);
+        let one_at_a_time = std::sync::Arc::clone(&ONE).lock_owned().await;
+        let program = tool("timestamp-server")?;
+        let dir = tempfile::Builder::new()
+            .prefix("testkit-timestamp-server-")
+            .tempdir()?;
+        let port = free_port()?;
+        let command = ServerCommand::new(&program.to_string_lossy()).args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--timestamp-signer",
+            "memory",
+            "--include-chain-in-response",
+            "--disable-ntp-monitoring",
+        ]);
+        let mut server = ChildServer::spawn(command, &dir.path().join("tsa.log"))?;
+        let client = http_client(Duration::from_secs(1))?;
+        let url = format!("http://127.0.0.1:{port}/ping");
+        server
+            .wait_ready(Duration::from_secs(15), "GET /ping", || {
+                http_get_status_ok(&client, &url, |s| s == 200)
+            })
+            .await?;
+        Ok(TimestampServer {
+            server,
+            port,
+            dir,
+            _one_at_a_time: one_at_a_time,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT/api/v1/timestamp` (RFC 3161 over HTTP POST).
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/api/v1/timestamp", self.port)
+    }
+
+    /// The TSA's certificate chain as PEM (TSA certificate first, root last).
+    pub async fn chain_pem(&self) -> Result<String> {
+        let url = format!("{}/certchain", self.url());
+        let resp = http_client(Duration::from_secs(5))?
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        if !resp.status().is_success() {
+            bail!("GET {url}: {}", resp.status());
+        }
+        Ok(resp.text().await?)
+    }
+
+    /// The chain's root certificate, written to a PEM file (what `--timestamp-root-cert` and a
+    /// `tsa` trust store take).
+    pub async fn root_pem_file(&self) -> Result<PathBuf> {
+        let chain = self.chain_pem().await?;
+        let start = chain
+            .rfind("-----BEGIN CERTIFICATE-----")
+            .ok_or_else(|| anyhow!("the TSA chain has no certificate: {chain}"))?;
+        let path = self.dir.path().join("tsa-root.pem");
+        std::fs::write(&path, &chain[start..])?;
+        Ok(path)
+    }
+
+    pub fn log_tail(&self) -> String {
+        self.server.log_tail()
+    }
+}
+
 /// The `notation` CLI with a configuration directory of its own (`XDG_CONFIG_HOME`): its signing
 /// keys, trust stores and trust policy never touch the user's.
 #[derive(Debug)]
@@ -120,6 +209,8 @@ pub struct SignOptions<'a> {
     pub expiry: Option<&'a str>,
     /// `--user-metadata key=value` entries (signed annotations).
     pub metadata: &'a [&'a str],
+    /// `--timestamp-url` and `--timestamp-root-cert`: an RFC 3161 countersignature.
+    pub timestamp: Option<(&'a str, &'a Path)>,
 }
 
 impl Notation {
@@ -254,6 +345,14 @@ impl Notation {
         }
         for m in options.metadata {
             args.extend(["--user-metadata".into(), (*m).into()]);
+        }
+        if let Some((url, root)) = options.timestamp {
+            args.extend([
+                "--timestamp-url".into(),
+                url.into(),
+                "--timestamp-root-cert".into(),
+                root.display().to_string(),
+            ]);
         }
         args.push(reference.into());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

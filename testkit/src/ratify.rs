@@ -67,12 +67,15 @@ pub struct NotationVerifier {
 enum CertStores {
     /// `certs: [providers]` (no trust store type: `ca`).
     Legacy(Vec<String>),
-    /// `{type: {store: [providers]}}`.
-    Typed {
-        ty: String,
-        store: String,
-        providers: Vec<String>,
-    },
+    /// `{type: {store: [providers]}}`, stores in the order added.
+    Typed(Vec<TypedStore>),
+}
+
+#[derive(Clone, Debug)]
+struct TypedStore {
+    ty: String,
+    store: String,
+    providers: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -126,13 +129,18 @@ impl NotationVerifier {
         self
     }
 
-    /// One typed certificate store instead of `certs`: `{ty: {store: [kmps]}}`.
+    /// A typed certificate store `{ty: {store: [kmps]}}`; the first replaces `certs`, later ones
+    /// are added (e.g. `ca` and `tsa` stores side by side).
     pub fn typed_cert_store(mut self, ty: &str, store: &str, kmps: &[&str]) -> Self {
-        self.cert_stores = CertStores::Typed {
+        let added = TypedStore {
             ty: ty.to_owned(),
             store: store.to_owned(),
             providers: kmps.iter().map(|s| (*s).to_owned()).collect(),
         };
+        match &mut self.cert_stores {
+            CertStores::Typed(stores) => stores.push(added),
+            CertStores::Legacy(_) => self.cert_stores = CertStores::Typed(vec![added]),
+        }
         self
     }
 
@@ -159,14 +167,26 @@ impl NotationVerifier {
             CertStores::Legacy(providers) => {
                 format!("      certs:\n{}", names(providers, "        "))
             }
-            CertStores::Typed {
-                ty,
-                store,
-                providers,
-            } => format!(
-                "      {ty}:\n        {store}:\n{}",
-                names(providers, "          ")
-            ),
+            CertStores::Typed(stores) => {
+                let mut types: Vec<&str> = Vec::new();
+                for s in stores {
+                    if !types.contains(&s.ty.as_str()) {
+                        types.push(&s.ty);
+                    }
+                }
+                let mut out = String::new();
+                for ty in types {
+                    out.push_str(&format!("      {ty}:\n"));
+                    for s in stores.iter().filter(|s| s.ty == ty) {
+                        out.push_str(&format!(
+                            "        {}:\n{}",
+                            s.store,
+                            names(&s.providers, "          ")
+                        ));
+                    }
+                }
+                out
+            }
         };
         let policy = match &self.policy {
             TrustPolicy::Default { scopes, identities } => format!(
