@@ -4,34 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, ensure};
-use serde_json::Value;
+use anyhow::{Context, Result};
 use sha2::Digest as _;
 use verdict_testkit::DockerRegistry;
 use verdict_testkit::demo::{SIGNER_SUBJECT, ratify_config};
 use verdict_testkit::notation::push_notation_signature;
 use verdict_testkit::pki::{CertBuilder, KeyAlg};
-use verdict_testkit::serve::{ServeOptions, VERIFY_V1, VerdictServer};
-
-/// `isSuccess` of `key`'s item, or its error.
-fn verdict_of(response: &Value, key: &str) -> Result<std::result::Result<bool, String>> {
-    let r = &response["response"];
-    ensure!(
-        r["systemError"].as_str().unwrap_or_default().is_empty(),
-        "system error: {response}"
-    );
-    let item = r["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|i| i["key"] == key))
-        .with_context(|| format!("no item for {key} in {response}"))?;
-    if let Some(e) = item["error"].as_str().filter(|e| !e.is_empty()) {
-        return Ok(Err(e.to_string()));
-    }
-    item["value"]["isSuccess"]
-        .as_bool()
-        .map(Ok)
-        .with_context(|| format!("no isSuccess in {item}"))
-}
+use verdict_testkit::serve::{ServeOptions, VERIFY_V1, VerdictServer, item_verdict};
 
 /// Bytes under `dir`.
 fn disk_usage(dir: &std::path::Path) -> u64 {
@@ -101,7 +80,7 @@ async fn a_flood_of_random_digests_and_namespaces_grows_neither_store_nor_memory
     push_notation_signature(&client, "flood/signed", &pushed, &cert).await?;
     let signed = format!("{host}/flood/signed@{}", pushed.digest);
     let r = server.post_keys(VERIFY_V1, &[&signed]).await?;
-    assert_eq!(verdict_of(&r, &signed)?, Ok(true), "{r}");
+    assert_eq!(item_verdict(&r, &signed)?, Ok(true), "{r}");
 
     let pid = server.pid().context("server pid")?;
     let store_before = disk_usage(&server.store_dir());
@@ -122,7 +101,7 @@ async fn a_flood_of_random_digests_and_namespaces_grows_neither_store_nor_memory
                 let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
                 let r = server.post_keys(VERIFY_V1, &refs).await?;
                 keys.iter()
-                    .map(|k| verdict_of(&r, k))
+                    .map(|k| item_verdict(&r, k))
                     .collect::<Result<Vec<_>>>()
             }
         });
@@ -140,7 +119,7 @@ async fn a_flood_of_random_digests_and_namespaces_grows_neither_store_nor_memory
             // The signed image keeps being answered from the store, under any namespace.
             let key = format!("[ns-round-{round}]{signed}");
             let r = server.post_keys(VERIFY_V1, &[&key]).await?;
-            assert_eq!(verdict_of(&r, &key)?, Ok(true), "during the flood: {r}");
+            assert_eq!(item_verdict(&r, &key)?, Ok(true), "during the flood: {r}");
             peak_rss = peak_rss.max(memory_kib(pid)?.0);
         }
     }
@@ -188,14 +167,14 @@ async fn an_image_signed_two_seconds_after_its_first_lookup_is_admitted_five_sec
     let key = format!("{host}/late/app:v1");
     let first = Instant::now();
     let r = server.post_keys(VERIFY_V1, &[&key]).await?;
-    assert_eq!(verdict_of(&r, &key)?, Ok(false), "unsigned yet: {r}");
+    assert_eq!(item_verdict(&r, &key)?, Ok(false), "unsigned yet: {r}");
 
     tokio::time::sleep_until((first + Duration::from_secs(2)).into()).await;
     push_notation_signature(&client, "late/app", &pushed, &cert).await?;
     tokio::time::sleep_until((first + Duration::from_secs(5)).into()).await;
     let r = server.post_keys(VERIFY_V1, &[&key]).await?;
     assert_eq!(
-        verdict_of(&r, &key)?,
+        item_verdict(&r, &key)?,
         Ok(true),
         "signed 2 s after the first lookup, still denied 5 s after it: {r}\n{}",
         server.log_tail()

@@ -1,7 +1,8 @@
 //! Differential interop with the real `notation` CLI (v1.3.2): images signed by `notation sign`
 //! into docker-registry 2.8 (referrers tag schema) and into a registry with the referrers API,
-//! judged by `notation verify` and by `verdict verify` under the same trust policy and
-//! certificates. Every case must get the same verdict from both, and the expected one.
+//! judged by `notation verify`, by `verdict verify` and by a running `verdict serve` (its
+//! Gatekeeper verify endpoint) under the same trust policy and certificates. Every case must get
+//! the same verdict from all three, and the expected one.
 //!
 //! The tools come from `scripts/install-deps.sh --oracles` (`make test` runs it); a missing one
 //! fails the test with that command.
@@ -13,51 +14,17 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use verdict_testkit::DockerRegistry;
-use verdict_testkit::oci::OciClient;
 use verdict_testkit::oracles::{
-    Notation, ReferrersRegistry, SignOptions, TimestampServer, oras_attach,
+    Agreement, InteropRegistry as Registry, Notation, ReferrersRegistry, SignOptions,
+    TimestampServer, Verdicts, oras_attach,
 };
 use verdict_testkit::pki::{CertBuilder, KeyAlg};
 use verdict_testkit::ratify::{
     NOTATION_ARTIFACT_TYPE, NotationVerifier, config_policy_yaml, inline_kmp_yaml,
 };
+use verdict_testkit::serve::ServerPool;
 
 const SBOM_TYPE: &str = "application/spdx+json";
-
-/// Which registry the images live in.
-enum Registry {
-    /// docker-registry 2.8: no referrers API, signatures found through the tag schema.
-    Distribution(DockerRegistry),
-    /// go-containerregistry's registry with the referrers API.
-    Referrers(ReferrersRegistry),
-}
-
-impl Registry {
-    fn host(&self) -> String {
-        match self {
-            Registry::Distribution(r) => r.host_port(),
-            Registry::Referrers(r) => r.host_port(),
-        }
-    }
-
-    fn client(&self) -> OciClient {
-        match self {
-            Registry::Distribution(r) => r.client(),
-            Registry::Referrers(r) => r.client(),
-        }
-    }
-
-    fn has_referrers_api(&self) -> bool {
-        matches!(self, Registry::Referrers(_))
-    }
-
-    fn log_tail(&self) -> String {
-        match self {
-            Registry::Distribution(r) => r.log_tail(),
-            Registry::Referrers(r) => r.log_tail(),
-        }
-    }
-}
 
 /// The trust policy both sides use: one strict statement over every registry, trust store
 /// `ca:certs` (Ratify's `verificationCertStores: {ca: {certs: [...]}}`) and, with a TSA store,
@@ -351,55 +318,32 @@ async fn run_matrix(registry: Registry) -> Result<()> {
         ),
     ];
 
-    let kind = if referrers_api {
-        "referrers API"
-    } else {
-        "tag schema (docker-registry 2.8)"
-    };
-    let mut failures = Vec::new();
+    let mut table = Agreement::new("notation", registry.kind());
+    let mut servers = ServerPool::new(env!("CARGO_BIN_EXE_verdict"), &host);
     for case in &cases {
         let certs: Vec<&Path> = case.trusted.to_vec();
         let tsa_certs: Vec<&Path> = case.tsa.into_iter().collect();
         notation.set_trust_stores(&[("ca", "certs", &certs), ("tsa", "tsa", &tsa_certs)])?;
         notation.set_trust_policy(&trust_policy(case.identities, case.tsa.is_some()))?;
-        let (notation_allows, notation_says) = notation.verify(&case.reference)?;
-        let notation_says = format!("{notation_says}\n--- TSA log:\n{}", tsa.log_tail());
-        let (verdict_allows, verdict_says) =
-            verdict_verify(&host, case, &work.path().join("config"))?;
-        let word = |b: bool| if b { "allow" } else { "deny" };
-        let verdict_expected = case.expect_allow != case.verdict_differs;
-        eprintln!(
-            "| {kind} | {} | notation: {} | verdict: {} | expected: {}{} |",
+        let (tool_allows, tool_says) = notation.verify(&case.reference)?;
+        let tool_says = format!("{tool_says}\n--- TSA log:\n{}", tsa.log_tail());
+        let config = work.path().join("config");
+        let (verdict_allows, verdict_says) = verdict_verify(&host, case, &config)?;
+        let served = servers.verify(&config, &case.reference).await?;
+        let got = Verdicts {
+            tool: tool_allows,
+            verify: verdict_allows,
+            serve: served,
+        };
+        table.check(
             case.name,
-            word(notation_allows),
-            word(verdict_allows),
-            word(case.expect_allow),
-            if case.verdict_differs {
-                " (Verdict: the opposite, on purpose)"
-            } else {
-                ""
-            }
-        );
-        if notation_allows != case.expect_allow || verdict_allows != verdict_expected {
-            failures.push(format!(
-                "{} ({kind}): expected {}, notation {}, verdict {}\n--- notation:\n{notation_says}\n--- verdict:\n{verdict_says}",
-                case.name,
-                word(case.expect_allow),
-                word(notation_allows),
-                word(verdict_allows)
-            ));
-        }
-    }
-    if !failures.is_empty() {
-        bail!(
-            "{} of {} cases disagree:\n{}\n--- registry log:\n{}",
-            failures.len(),
-            cases.len(),
-            failures.join("\n\n"),
-            registry.log_tail()
+            case.expect_allow,
+            case.verdict_differs,
+            &got,
+            || format!("--- notation:\n{tool_says}\n--- verdict verify:\n{verdict_says}"),
         );
     }
-    Ok(())
+    table.finish(&registry.log_tail())
 }
 
 #[tokio::test]

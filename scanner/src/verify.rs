@@ -224,10 +224,17 @@ impl ImageVerifier {
         now: DateTime<Utc>,
     ) -> Result<Option<ReferrerReport>, Error> {
         // The referrers API reports artifactType; a tag-schema index written by an old client may
-        // not, and then only the manifest itself says what it is.
+        // not, and a registry that lists config.mediaType instead of the manifest's artifactType
+        // (go-containerregistry's, `crane registry serve`) reports the empty config type for
+        // every artifact whose config is empty, as cosign v3's bundles are. Then only the
+        // manifest itself says what it is (cosign reads it there too).
         let mut manifest = None;
-        let artifact_type = match &referrer.artifact_type {
-            Some(t) => t.clone(),
+        let listed = referrer
+            .artifact_type
+            .as_deref()
+            .filter(|t| !t.is_empty() && *t != crate::registry::media_type::OCI_EMPTY);
+        let artifact_type = match listed {
+            Some(t) => t.to_owned(),
             None => {
                 let m = self
                     .registry

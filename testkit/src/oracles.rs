@@ -100,6 +100,140 @@ impl ReferrersRegistry {
     }
 }
 
+/// The two registries every interop case runs against.
+#[derive(Debug)]
+pub enum InteropRegistry {
+    /// docker-registry 2.8: no referrers API, signatures found through the tag schema.
+    Distribution(crate::DockerRegistry),
+    /// go-containerregistry's registry with the referrers API.
+    Referrers(ReferrersRegistry),
+}
+
+impl InteropRegistry {
+    pub fn host(&self) -> String {
+        match self {
+            InteropRegistry::Distribution(r) => r.host_port(),
+            InteropRegistry::Referrers(r) => r.host_port(),
+        }
+    }
+
+    pub fn client(&self) -> OciClient {
+        match self {
+            InteropRegistry::Distribution(r) => r.client(),
+            InteropRegistry::Referrers(r) => r.client(),
+        }
+    }
+
+    pub fn has_referrers_api(&self) -> bool {
+        matches!(self, InteropRegistry::Referrers(_))
+    }
+
+    /// How the matrix tables name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            InteropRegistry::Distribution(_) => "tag schema (docker-registry 2.8)",
+            InteropRegistry::Referrers(_) => "referrers API",
+        }
+    }
+
+    pub fn log_tail(&self) -> String {
+        match self {
+            InteropRegistry::Distribution(r) => r.log_tail(),
+            InteropRegistry::Referrers(r) => r.log_tail(),
+        }
+    }
+}
+
+/// The verdicts one interop case got: the upstream tool's, `verdict verify`'s and a running
+/// `verdict serve`'s (`Err` holds the item's error).
+#[derive(Debug)]
+pub struct Verdicts {
+    pub tool: bool,
+    pub verify: bool,
+    pub serve: std::result::Result<bool, String>,
+}
+
+/// The agreement table of one interop matrix: prints a row per case and collects every case
+/// where the tool is not as expected or Verdict (verify or serve) differs from its expected
+/// verdict — the tool's, or the opposite where Verdict differs on purpose.
+#[derive(Debug)]
+pub struct Agreement {
+    tool: &'static str,
+    kind: &'static str,
+    cases: usize,
+    failures: Vec<String>,
+}
+
+impl Agreement {
+    /// A table comparing `tool` (e.g. `notation`) with Verdict in registry `kind`.
+    pub fn new(tool: &'static str, kind: &'static str) -> Self {
+        Agreement {
+            tool,
+            kind,
+            cases: 0,
+            failures: Vec::new(),
+        }
+    }
+
+    /// Records case `name`; `details` (what each side printed) is only built for a failure.
+    pub fn check(
+        &mut self,
+        name: &str,
+        expect_allow: bool,
+        verdict_differs: bool,
+        got: &Verdicts,
+        details: impl FnOnce() -> String,
+    ) {
+        let word = |b: bool| if b { "allow" } else { "deny" };
+        let served = match &got.serve {
+            Ok(b) => word(*b).to_owned(),
+            Err(e) => format!("error {e}"),
+        };
+        let verdict_expected = expect_allow != verdict_differs;
+        eprintln!(
+            "| {} | {name} | {}: {} | verdict verify: {} | verdict serve: {served} | expected: {}{} |",
+            self.kind,
+            self.tool,
+            word(got.tool),
+            word(got.verify),
+            word(expect_allow),
+            if verdict_differs {
+                " (Verdict: the opposite, on purpose)"
+            } else {
+                ""
+            }
+        );
+        self.cases += 1;
+        if got.tool != expect_allow
+            || got.verify != verdict_expected
+            || got.serve.as_ref() != Ok(&verdict_expected)
+        {
+            self.failures.push(format!(
+                "{name} ({}): expected {}, {} {}, verdict verify {}, verdict serve {served}\n{}",
+                self.kind,
+                word(expect_allow),
+                self.tool,
+                word(got.tool),
+                word(got.verify),
+                details()
+            ));
+        }
+    }
+
+    /// Ok when every case agreed; otherwise an error listing the disagreements and `log`.
+    pub fn finish(self, log: &str) -> Result<()> {
+        if self.failures.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "{} of {} cases disagree:\n{}\n--- registry log:\n{log}",
+            self.failures.len(),
+            self.cases,
+            self.failures.join("\n\n"),
+        )
+    }
+}
+
 /// Sigstore's RFC 3161 timestamp authority (`timestamp-server serve`, in-memory signer: a fresh
 /// root → intermediate → TSA chain per start) on 127.0.0.1, NTP monitoring off (no network).
 /// Killed on drop.
@@ -365,6 +499,136 @@ impl Notation {
         let mut cmd = self.command();
         cmd.args(["verify", "--insecure-registry", reference]);
         let out = run(cmd, "notation verify")?;
+        Ok((out.status.success(), text(&out)))
+    }
+}
+
+/// The `cosign` CLI (v3) with a home of its own (`HOME`, no TUF cache, no credentials), signing
+/// offline with keys: no transparency log, no Fulcio, no TUF-provided signing config.
+#[derive(Debug)]
+pub struct Cosign {
+    program: PathBuf,
+    home: TempDir,
+}
+
+/// A key pair from `cosign generate-key-pair` (empty password).
+#[derive(Clone, Debug)]
+pub struct CosignKey {
+    pub private: PathBuf,
+    pub public: PathBuf,
+}
+
+/// How `cosign sign` writes the signature.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CosignLayout {
+    /// cosign v3's default: a Sigstore bundle (v0.3, DSSE) pushed as an OCI 1.1 referrer (the
+    /// referrers tag schema where the registry lacks the API).
+    #[default]
+    Bundle,
+    /// `--new-bundle-format=false`: the legacy `sha256-<hex>.sig` tag.
+    LegacyTag,
+    /// `--new-bundle-format=false --registry-referrers-mode=oci-1-1`: the legacy signature
+    /// manifest pushed as a referrer (experimental in cosign).
+    LegacyReferrer,
+}
+
+impl Cosign {
+    pub fn new() -> Result<Self> {
+        Ok(Cosign {
+            program: tool("cosign")?,
+            home: tempfile::Builder::new()
+                .prefix("testkit-cosign-")
+                .tempdir()?,
+        })
+    }
+
+    fn command(&self, experimental: bool) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.env("HOME", self.home.path())
+            .env("DOCKER_CONFIG", self.home.path().join("docker"))
+            .env("TUF_ROOT", self.home.path().join("tuf"))
+            .env("COSIGN_PASSWORD", "")
+            .env_remove("COSIGN_EXPERIMENTAL")
+            .env_remove("SIGSTORE_ROOT_FILE");
+        if experimental {
+            cmd.env("COSIGN_EXPERIMENTAL", "1");
+        }
+        cmd
+    }
+
+    fn ok(&self, mut cmd: Command, what: &str) -> Result<String> {
+        cmd.stdin(std::process::Stdio::null());
+        let out = run(cmd, what)?;
+        if !out.status.success() {
+            bail!("{what} failed: {}", text(&out));
+        }
+        Ok(text(&out))
+    }
+
+    /// `cosign generate-key-pair` into a directory named `name`.
+    pub fn generate_key_pair(&self, name: &str) -> Result<CosignKey> {
+        let dir = self.home.path().join("keys").join(name);
+        std::fs::create_dir_all(&dir)?;
+        let mut cmd = self.command(false);
+        cmd.current_dir(&dir).arg("generate-key-pair");
+        self.ok(cmd, "cosign generate-key-pair")?;
+        Ok(CosignKey {
+            private: dir.join("cosign.key"),
+            public: dir.join("cosign.pub"),
+        })
+    }
+
+    /// `cosign sign --key KEY --tlog-upload=false --use-signing-config=false -y REFERENCE`, with
+    /// `annotations` (`-a key=value`, signed into the payload).
+    pub fn sign(
+        &self,
+        reference: &str,
+        key: &CosignKey,
+        layout: CosignLayout,
+        annotations: &[&str],
+    ) -> Result<()> {
+        let mut cmd = self.command(layout == CosignLayout::LegacyReferrer);
+        cmd.arg("sign").arg("--key").arg(&key.private).args([
+            "--tlog-upload=false",
+            "--use-signing-config=false",
+            "--allow-http-registry",
+            "--allow-insecure-registry",
+            "-y",
+        ]);
+        match layout {
+            CosignLayout::Bundle => {}
+            CosignLayout::LegacyTag => {
+                cmd.arg("--new-bundle-format=false");
+            }
+            CosignLayout::LegacyReferrer => {
+                cmd.args([
+                    "--new-bundle-format=false",
+                    "--registry-referrers-mode=oci-1-1",
+                ]);
+            }
+        }
+        for a in annotations {
+            cmd.args(["-a", a]);
+        }
+        cmd.arg(reference);
+        self.ok(cmd, "cosign sign").map(drop)
+    }
+
+    /// `cosign verify --key PUB --insecure-ignore-tlog=true REFERENCE` (and
+    /// `--experimental-oci11` to find legacy signatures among the referrers): whether cosign
+    /// accepts it, and what it printed.
+    pub fn verify(&self, reference: &str, key: &Path, oci11: bool) -> Result<(bool, String)> {
+        let mut cmd = self.command(oci11);
+        cmd.arg("verify").arg("--key").arg(key).args([
+            "--insecure-ignore-tlog=true",
+            "--allow-http-registry",
+            "--allow-insecure-registry",
+        ]);
+        if oci11 {
+            cmd.arg("--experimental-oci11");
+        }
+        cmd.arg(reference).stdin(std::process::Stdio::null());
+        let out = run(cmd, "cosign verify")?;
         Ok((out.status.success(), text(&out)))
     }
 }

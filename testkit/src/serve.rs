@@ -207,6 +207,12 @@ impl VerdictServer {
         provider_request(&self.https, &self.url(path), keys).await
     }
 
+    /// Asks the verify endpoint about one image: `Ok(allowed)`, or the item's error.
+    pub async fn verify_one(&self, key: &str) -> Result<std::result::Result<bool, String>> {
+        let response = self.post_keys(VERIFY_V1, &[key]).await?;
+        item_verdict(&response, key)
+    }
+
     /// The Prometheus text of `GET /metrics` on the ops port.
     pub async fn metrics(&self) -> Result<String> {
         let url = format!("http://{}/metrics", self.ops);
@@ -286,4 +292,84 @@ async fn wait_ready(child: &mut ChildServer, probe: &reqwest::Client, ops: &str)
             http_get_status_ok(probe, &readyz, |s| s == 200)
         })
         .await
+}
+
+/// `isSuccess` of `key`'s item in a ProviderResponse, or the item's error; an error when the
+/// response has a system error or no item for `key`.
+pub fn item_verdict(response: &Value, key: &str) -> Result<std::result::Result<bool, String>> {
+    let r = &response["response"];
+    ensure!(
+        r["systemError"].as_str().unwrap_or_default().is_empty(),
+        "system error: {response}"
+    );
+    let item = r["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["key"] == key))
+        .with_context(|| format!("no item for {key} in {response}"))?;
+    if let Some(e) = item["error"].as_str().filter(|e| !e.is_empty()) {
+        return Ok(Err(e.to_string()));
+    }
+    item["value"]["isSuccess"]
+        .as_bool()
+        .map(Ok)
+        .with_context(|| format!("no isSuccess in {item}"))
+}
+
+/// `verdict serve` instances by configuration, started on first use and kept: for asking about
+/// many images under a few configurations (the interop suites), one server per distinct
+/// configuration instead of one per question.
+#[derive(Debug)]
+pub struct ServerPool {
+    bin: PathBuf,
+    plain_http: String,
+    servers: std::collections::HashMap<String, VerdictServer>,
+}
+
+impl ServerPool {
+    /// Servers of `bin` reaching `plain_http` (a registry `host:port`) over plain HTTP.
+    pub fn new(bin: impl Into<PathBuf>, plain_http: &str) -> Self {
+        ServerPool {
+            bin: bin.into(),
+            plain_http: plain_http.to_owned(),
+            servers: Default::default(),
+        }
+    }
+
+    /// Asks a server configured with the YAML files of `config_dir` (as `verdict verify --config`
+    /// reads them) about `key`: `Ok(allowed)` or the item's error. The inline-verification
+    /// deadline is generous: these questions are about verdicts, not latency.
+    pub async fn verify(
+        &mut self,
+        config_dir: &Path,
+        key: &str,
+    ) -> Result<std::result::Result<bool, String>> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(config_dir)
+            .with_context(|| format!("reading {}", config_dir.display()))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<_>>()?;
+        files.sort();
+        let mut yaml = String::new();
+        for f in files {
+            let text =
+                std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+            yaml.push_str("---\n");
+            yaml.push_str(&text);
+            if !text.ends_with('\n') {
+                yaml.push('\n');
+            }
+        }
+        if !self.servers.contains_key(&yaml) {
+            let server = VerdictServer::start(
+                ServeOptions::new(&self.bin, yaml.clone())
+                    .plain_http(&self.plain_http)
+                    .args(["--verify-deadline-ms", "20000"]),
+            )
+            .await?;
+            self.servers.insert(yaml.clone(), server);
+        }
+        match self.servers.get(&yaml) {
+            Some(server) => server.verify_one(key).await,
+            None => bail!("no server for the configuration"),
+        }
+    }
 }
