@@ -11,8 +11,9 @@ export CARGO_TERM_COLOR ?= never
 deps:
 	@scripts/install-deps.sh
 
-# Also the upstream tools the interop tests compare against (notation, oras, a referrers-API
-# registry), built from Go modules into ~/.cache/verdict/tools on the first run.
+# Also the upstream tools the interop tests compare against (notation, cosign, oras, helm,
+# Sigstore's timestamp-server, a referrers-API registry), built from Go modules into
+# ~/.cache/verdict/tools on the first run (a few minutes; later runs build nothing).
 test-deps:
 	@scripts/install-deps.sh --oracles
 
