@@ -61,10 +61,42 @@ pub fn find_on_path(program: &str) -> Option<PathBuf> {
 }
 
 /// A free TCP port on 127.0.0.1. Never hands out the same port twice within one test process, so
-/// servers started in parallel tests do not collide (another process may still race for it).
+/// servers started in parallel tests do not collide.
+///
+/// Picked below the kernel's ephemeral range (`ip_local_port_range`) when there is room: a port
+/// taken from that range (what binding port 0 gives) can be handed by the kernel to any outgoing
+/// connection — a test's own HTTP client — before the server binds it, which made tests flaky.
 pub fn free_port() -> Result<u16> {
     static HANDED_OUT: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let handed = HANDED_OUT.get_or_init(|| Mutex::new(HashSet::new()));
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    // [10000, low): a window outside the ephemeral range, walked from a per-process start.
+    if low > 12_000 {
+        let span = low - 10_000;
+        let seed = std::process::id().wrapping_mul(2_654_435_761)
+            ^ (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0));
+        for _ in 0..256 {
+            let step = NEXT.fetch_add(7919, std::sync::atomic::Ordering::Relaxed);
+            let Ok(port) = u16::try_from(10_000 + seed.wrapping_add(step) % span) else {
+                continue;
+            };
+            let mut set = handed.lock().unwrap_or_else(|e| e.into_inner());
+            if set.contains(&port) {
+                continue;
+            }
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                set.insert(port);
+                return Ok(port);
+            }
+        }
+    }
     for _ in 0..64 {
         let listener =
             TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0 to pick a free port")?;
