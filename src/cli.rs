@@ -276,10 +276,56 @@ pub struct ServeArgs {
     pub store_cache_mib: u64,
 
     #[command(flatten)]
+    pub events: EventArgs,
+
+    #[command(flatten)]
     pub trust: TrustArgs,
 
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// Verify on push: the registry-event receivers and the workers behind them.
+#[derive(Debug, Args)]
+pub struct EventArgs {
+    /// Address of the event receivers (`POST /events/acr`, `/events/eventgrid`,
+    /// `/events/registry`): HTTPS with the API's certificate (no client certificate required).
+    /// Needs --webhook-secret-file.
+    #[arg(long, env = "VERDICT_EVENTS_LISTEN")]
+    pub events_listen: Option<std::net::SocketAddr>,
+
+    /// Serve the event receivers over plain HTTP (only where TLS ends at an ingress in front).
+    #[arg(long, env = "VERDICT_EVENTS_PLAIN_HTTP")]
+    pub events_plain_http: bool,
+
+    /// File holding the shared secret every webhook must carry (`Authorization: Bearer <secret>`
+    /// as an ACR webhook custom header, or `?secret=<secret>` in an Event Grid endpoint URL).
+    #[arg(long, env = "VERDICT_WEBHOOK_SECRET_FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+
+    /// Header carrying the webhook secret, if not `Authorization` (its value: the secret, or
+    /// `Bearer <secret>`).
+    #[arg(
+        long,
+        env = "VERDICT_WEBHOOK_SECRET_HEADER",
+        default_value = "authorization"
+    )]
+    pub webhook_secret_header: String,
+
+    /// NATS server with JetStream (`nats://host:4222`): events are stored durably and shared by
+    /// every replica's workers. Without it, an in-process queue gives the same effects minus
+    /// durability (single node).
+    #[arg(long, env = "VERDICT_NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// Events verified at once by this process's workers.
+    #[arg(long, env = "VERDICT_EVENT_WORKERS", default_value_t = 8)]
+    pub event_workers: usize,
+
+    /// Deliveries of an event that keeps failing transiently (registry down, 429) before it goes
+    /// to the dead-letter stream.
+    #[arg(long, env = "VERDICT_EVENT_MAX_DELIVER", default_value_t = 8)]
+    pub event_max_deliver: i64,
 }
 
 #[derive(Debug, Subcommand)]

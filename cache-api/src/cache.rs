@@ -67,6 +67,9 @@ pub trait VerdictCache: Send + Sync {
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<(), Error>;
 
+    /// Forgets `key`'s verdict in every layer (may block); true if a layer had one.
+    fn remove(&self, key: &SubjectKey) -> Result<bool, Error>;
+
     /// Memory, then the store (blocking).
     fn get(
         &self,
@@ -140,5 +143,9 @@ impl VerdictCache for MemoryVerdictCache {
         self.lock()
             .insert(key.clone(), (Arc::clone(verdict), expires_at));
         Ok(())
+    }
+
+    fn remove(&self, key: &SubjectKey) -> Result<bool, Error> {
+        Ok(MemoryVerdictCache::remove(self, key))
     }
 }

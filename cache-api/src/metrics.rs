@@ -16,6 +16,9 @@ pub const REQUESTS: &str = "verdict_requests_total";
 /// Counter: inline verifications by `result` (`allow`, `deny`, `transient_error`,
 /// `definitive_error`, `timeout`).
 pub const INLINE_VERIFICATIONS: &str = "verdict_inline_verifications_total";
+/// Counter: verifications triggered by registry push events, by `result` (`allow`, `deny`,
+/// `transient_error`, `definitive_error`).
+pub const PUSH_VERIFICATIONS: &str = "verdict_push_verifications_total";
 /// Counter: per-key errors answered, by `code` (`INVALID_KEY`, `VERIFY_TIMEOUT`, ...).
 pub const KEY_ERRORS: &str = "verdict_key_errors_total";
 /// Counter: verdict-cache backend failures, by `op` (`get`, `put`).
@@ -164,6 +167,10 @@ fn describe() {
     metrics::describe_counter!(
         INLINE_VERIFICATIONS,
         "Inline verifications on cache misses by result"
+    );
+    metrics::describe_counter!(
+        PUSH_VERIFICATIONS,
+        "Verifications triggered by registry push events by result"
     );
     metrics::describe_counter!(KEY_ERRORS, "Per-key errors answered to Gatekeeper by code");
     metrics::describe_counter!(CACHE_ERRORS, "Verdict cache backend failures by operation");

@@ -58,29 +58,62 @@ pub struct CacheApi {
     ops_listener: TcpListener,
     local_addr: SocketAddr,
     ops_addr: SocketAddr,
+    extra: Vec<ExtraListener>,
+}
+
+/// A listener on `addr` and the address it got (`what` names it in errors).
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
+    let failed = |source| Error::Bind {
+        what,
+        addr,
+        source: Arc::new(source),
+    };
+    let listener = TcpListener::bind(addr).await.map_err(failed)?;
+    let local = listener.local_addr().map_err(failed)?;
+    Ok((listener, local))
+}
+
+/// Another router served beside the API on its own listener (the registry-event receivers):
+/// HTTPS with the API's certificate but no client-certificate requirement (registries have none),
+/// or plain HTTP when TLS ends at an ingress.
+struct ExtraListener {
+    what: &'static str,
+    listener: TcpListener,
+    router: Router,
+    tls: Option<Arc<TlsReloader>>,
 }
 
 impl CacheApi {
+    /// Serves `router` on `addr` too (see [`ExtraListener`]); returns the bound address.
+    pub async fn add_listener(
+        &mut self,
+        what: &'static str,
+        addr: SocketAddr,
+        router: Router,
+        plain_http: bool,
+    ) -> Result<SocketAddr, Error> {
+        let (listener, local) = bind(what, addr).await?;
+        let tls = if plain_http {
+            None
+        } else {
+            let mut settings = self.config.tls.clone();
+            settings.client_ca_path = None;
+            Some(TlsReloader::load(&settings)?)
+        };
+        self.extra.push(ExtraListener {
+            what,
+            listener,
+            router,
+            tls,
+        });
+        Ok(local)
+    }
+
     /// Loads TLS and binds both listeners (port 0 picks a free port; see [`CacheApi::local_addr`]).
     pub async fn bind(config: Config, service: VerdictService, ops: Ops) -> Result<Self, Error> {
         config.validate()?;
         ops.readiness.set(READINESS_CONDITION, false);
         let tls = TlsReloader::load(&config.tls)?;
-        let bind = |what: &'static str, addr: SocketAddr| async move {
-            let l = TcpListener::bind(addr)
-                .await
-                .map_err(|source| Error::Bind {
-                    what,
-                    addr,
-                    source: Arc::new(source),
-                })?;
-            let local = l.local_addr().map_err(|source| Error::Bind {
-                what,
-                addr,
-                source: Arc::new(source),
-            })?;
-            Ok::<_, Error>((l, local))
-        };
         let (listener, local_addr) = bind("HTTPS", config.listen).await?;
         let (ops_listener, ops_addr) = bind("operations", config.ops_listen).await?;
         Ok(CacheApi {
@@ -92,6 +125,7 @@ impl CacheApi {
             ops_listener,
             local_addr,
             ops_addr,
+            extra: Vec::new(),
         })
     }
 
@@ -132,8 +166,39 @@ impl CacheApi {
             ops_listener,
             local_addr,
             ops_addr,
+            extra,
         } = self;
         let reloader = Arc::clone(&tls).spawn(cancel.child_token());
+        let mut extra_tasks = Vec::new();
+        for ExtraListener {
+            what,
+            listener,
+            router,
+            tls,
+        } in extra
+        {
+            let cancel = cancel.clone();
+            let config = config.clone();
+            info!(what, addr = ?listener.local_addr().ok(), tls = tls.is_some(), "listening");
+            extra_tasks.push(tokio::spawn(async move {
+                match tls {
+                    Some(tls) => {
+                        let reloader = Arc::clone(&tls).spawn(cancel.child_token());
+                        accept_loop(listener, tls, router, &config, &cancel).await;
+                        let _ = reloader.await;
+                    }
+                    None => {
+                        let shutdown = cancel.clone();
+                        if let Err(e) = axum::serve(listener, router)
+                            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                            .await
+                        {
+                            warn!(what, error = %e, "listener failed");
+                        }
+                    }
+                }
+            }));
+        }
         let readiness = ops.readiness.clone();
         let ops_task = tokio::spawn(ops::serve(ops_listener, ops, cancel.child_token()));
         info!(%local_addr, %ops_addr, mtls = config.tls.client_ca_path.is_some(), "cache API listening");
@@ -142,6 +207,9 @@ impl CacheApi {
         accept_loop(listener, tls, router, &config, &cancel).await;
         readiness.set(READINESS_CONDITION, false);
         let _ = reloader.await;
+        for task in extra_tasks {
+            let _ = task.await;
+        }
         match ops_task.await {
             Ok(r) => r,
             Err(e) => Err(Error::Serve {

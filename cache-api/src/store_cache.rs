@@ -226,6 +226,10 @@ impl VerdictCache for StoreVerdictCache {
             }
         }
     }
+
+    fn remove(&self, key: &SubjectKey) -> Result<bool, Error> {
+        StoreVerdictCache::remove(self, key)
+    }
 }
 
 #[cfg(test)]

@@ -68,6 +68,11 @@ impl VerdictCache for StallableStore {
         self.wait_while(&self.stall_writes);
         self.memory.put(key, verdict, expires_at)
     }
+
+    fn remove(&self, key: &SubjectKey) -> Result<bool, Error> {
+        self.wait_while(&self.stall_writes);
+        Ok(self.memory.remove(key))
+    }
 }
 
 fn body(keys: &[&str]) -> Result<Bytes> {

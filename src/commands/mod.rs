@@ -1,6 +1,8 @@
 //! Subcommands.
 
 mod config;
+mod events;
+mod push;
 mod registry;
 mod serve;
 mod verify;

@@ -142,7 +142,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         config.service.clone(),
         cache.clone(),
         Arc::new(verifier),
-        Arc::new(RegistryTagResolver::new(registry)),
+        Arc::new(RegistryTagResolver::new(registry.clone())),
     )?;
 
     let cancel = CancellationToken::new();
@@ -157,7 +157,25 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         on_signal.cancel();
     });
-    let api = CacheApi::bind(config, service, Ops::new(readiness, metrics)).await?;
+    let push = Arc::new(super::push::PushHandler::new(service.clone(), registry));
+    let mut api = CacheApi::bind(config, service, Ops::new(readiness, metrics)).await?;
+    if let Some(router) = super::events::start(&args.events, push, &cancel).await? {
+        let addr = args
+            .events
+            .events_listen
+            .context("event receivers without --events-listen")?;
+        let bound = api
+            .add_listener("events", addr, router, args.events.events_plain_http)
+            .await?;
+        eprintln!(
+            "verdict: receiving registry events on {}://{bound}/events/{{acr,eventgrid,registry}}",
+            if args.events.events_plain_http {
+                "http"
+            } else {
+                "https"
+            }
+        );
+    }
     tracing::info!(https = %api.local_addr(), ops = %api.ops_addr(), "serving");
     eprintln!(
         "verdict: serving https://{} (ops http://{})",

@@ -93,6 +93,96 @@ impl VerdictService {
         }
     }
 
+    /// Verifies `key` now, whatever any cache layer holds, and records the verdict: the push
+    /// path (a new image, or a new signature of `key`). Shares the miss path's registry and
+    /// global slots and its `verification_timeout`; does not join a lookup's verification in
+    /// flight, which may have started before the push. A deny also removes a stored allow, so a
+    /// verdict the registry no longer supports is not served from the store.
+    pub async fn refresh(&self, key: &SubjectKey) -> Result<Arc<ServedVerdict>, Error> {
+        let inner = &self.inner;
+        // One refresh at a time per subject: each reads the registry afresh, so the last to run
+        // started after the last event arrived and its verdict is the one left. Without this, an
+        // image's push event verified concurrently with its signature's could finish last with
+        // the deny it computed before the signature existed.
+        let turn = {
+            let mut map = inner.refreshing.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(map.entry(key.clone()).or_default())
+        };
+        let outcome = {
+            let _turn = turn.lock().await;
+            self.refresh_now(key).await
+        };
+        let mut map = inner.refreshing.lock().unwrap_or_else(|e| e.into_inner());
+        if Arc::strong_count(&turn) == 2 {
+            map.remove(key);
+        }
+        outcome
+    }
+
+    async fn refresh_now(&self, key: &SubjectKey) -> Result<Arc<ServedVerdict>, Error> {
+        let inner = &self.inner;
+        let work = async {
+            let shut = |_| Error::VerifyUnavailable("the verification pool is shut down".into());
+            let _registry_slot = inner
+                .registry_slot(key)
+                .acquire_owned()
+                .await
+                .map_err(shut)?;
+            let _slot = inner.slots.acquire().await.map_err(shut)?;
+            inner
+                .verifier
+                .verify(key.namespace(), &key.reference())
+                .await
+        };
+        let verified = match tokio::time::timeout(inner.config.verification_timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::VerifyUnavailable(format!(
+                "verification of {key} did not finish within verification_timeout {:?}",
+                inner.config.verification_timeout
+            ))),
+        };
+        let label = match &verified {
+            Ok(v) if v.is_success => "allow",
+            Ok(_) => "deny",
+            Err(e) if e.is_transient() => "transient_error",
+            Err(_) => "definitive_error",
+        };
+        metrics::counter!(m::PUSH_VERIFICATIONS, "result" => label).increment(1);
+        let verdict = Arc::new(ServedVerdict::new(verified?));
+        if !verdict.result().is_success {
+            self.forget(key).await?;
+        }
+        inner.store(key, Arc::clone(&verdict)).await?;
+        Ok(verdict)
+    }
+
+    /// Forgets `key`'s verdict in memory and in the store (a deleted manifest); true if one was
+    /// held. Bounded by `store_timeout` like every store operation.
+    pub async fn forget(&self, key: &SubjectKey) -> Result<bool, Error> {
+        let inner = &self.inner;
+        let until = Instant::now() + inner.config.store_timeout;
+        let stalled = || {
+            Error::StoreUnavailable(format!(
+                "the verdict store did not remove {key} within {:?}",
+                inner.config.store_timeout
+            ))
+        };
+        let Some(permit) = inner.store_slot(until).await else {
+            return Err(stalled());
+        };
+        let cache = Arc::clone(&inner.cache);
+        let owned = key.clone();
+        let removal = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            cache.remove(&owned)
+        });
+        match tokio::time::timeout_at(until, removal).await {
+            Err(_) => Err(stalled()),
+            Ok(Err(e)) => Err(Error::Internal(format!("the store task failed: {e}"))),
+            Ok(Ok(r)) => r,
+        }
+    }
+
     pub(super) async fn resolve_within(
         &self,
         namespace: Option<&Namespace>,
@@ -214,7 +304,11 @@ impl Inner {
     /// `pending_deny_ttl` are its deny lifetimes). A backend failure is logged (the verdict is
     /// still answered: it was computed now); a store that does not acknowledge within
     /// `store_timeout` is an error, so the answer fails closed instead of waiting on it.
-    async fn store(&self, key: &SubjectKey, verdict: Arc<ServedVerdict>) -> Result<(), Error> {
+    pub(super) async fn store(
+        &self,
+        key: &SubjectKey,
+        verdict: Arc<ServedVerdict>,
+    ) -> Result<(), Error> {
         let lifetimes = DenyLifetimes {
             definitive: self.config.deny_ttl,
             provisional: self.config.pending_deny_ttl,

@@ -114,6 +114,8 @@ struct Inner {
     /// Store operations running on the blocking pool (each holds a thread while it runs).
     store_ops: Arc<Semaphore>,
     verifications: Arc<Flights<SubjectKey, VerifyOutcome>>,
+    /// Push-path refreshes in progress, one at a time per subject (see `refresh`).
+    refreshing: Mutex<HashMap<SubjectKey, Arc<tokio::sync::Mutex<()>>>>,
     resolutions: Arc<Flights<TagQuery, ResolveOutcome>>,
     meters: std::sync::OnceLock<Meters>,
 }
@@ -131,6 +133,7 @@ impl VerdictService {
                 registry_slots: Mutex::new(HashMap::new()),
                 store_ops: Arc::new(Semaphore::new(config.max_store_operations)),
                 verifications: Flights::new(config.max_pending_verifications),
+                refreshing: Mutex::new(HashMap::new()),
                 resolutions: Flights::new(config.max_pending_verifications),
                 meters: std::sync::OnceLock::new(),
                 config,

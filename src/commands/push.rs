@@ -1,0 +1,128 @@
+//! What a worker does with a registry event — the glue between `verdict-events` (which knows
+//! events) and the cache API's [`VerdictService`] (which verifies and stores verdicts): a pushed
+//! image is verified; a pushed signature or other referrer gets its subject re-verified (this also
+//! closes the sign-after-push race); a deleted manifest's verdict is forgotten.
+
+use async_trait::async_trait;
+use verdict_cache_api::VerdictService;
+use verdict_events::{Action, EventHandler, HandlerError, RegistryEvent};
+use verdict_scanner::registry::{Digest, RegistryClient, Repository};
+use verdict_scanner::subject::SubjectKey;
+
+/// The binary's [`EventHandler`].
+pub struct PushHandler {
+    service: VerdictService,
+    registry: RegistryClient,
+}
+
+impl PushHandler {
+    pub fn new(service: VerdictService, registry: RegistryClient) -> Self {
+        PushHandler { service, registry }
+    }
+
+    /// The subject a pushed manifest is about, if it is a referrer: from a tag-schema tag
+    /// (`sha256-<hex>`, optionally `.sig` / `.att` / `.sbom`, what clients push beside referrers on
+    /// registries without the referrers API), else from the manifest's own `subject`.
+    async fn subject_of(
+        &self,
+        repository: &Repository,
+        digest: &Digest,
+        tag: Option<&str>,
+    ) -> Result<Option<Digest>, HandlerError> {
+        if let Some(subject) = tag.and_then(tag_schema_subject) {
+            return Ok(Some(subject));
+        }
+        let manifest = match self.registry.fetch_manifest(repository, digest).await {
+            Ok(m) => m,
+            Err(e) if e.is_not_found() => {
+                return Err(HandlerError::definitive(format!(
+                    "{repository}@{digest} no longer exists: nothing to verify"
+                )));
+            }
+            Err(e) if e.is_transient() => return Err(HandlerError::transient(e.to_string())),
+            Err(e) => return Err(HandlerError::definitive(e.to_string())),
+        };
+        let subject = if manifest.is_index() {
+            manifest.index().ok().and_then(|i| i.subject)
+        } else {
+            manifest.image_manifest().ok().and_then(|m| m.subject)
+        };
+        Ok(subject.map(|d| d.digest))
+    }
+}
+
+/// `sha256:<hex>` from a tag-schema tag: `sha256-<64 hex>` with an optional `.sig`, `.att` or
+/// `.sbom` suffix (Cosign's legacy tags).
+fn tag_schema_subject(tag: &str) -> Option<Digest> {
+    let hex = tag.strip_prefix("sha256-")?;
+    let hex = [".sig", ".att", ".sbom"]
+        .iter()
+        .find_map(|s| hex.strip_suffix(s))
+        .unwrap_or(hex);
+    Digest::parse(&format!("sha256:{hex}")).ok()
+}
+
+fn failed(e: verdict_cache_api::Error) -> HandlerError {
+    if e.is_transient() {
+        HandlerError::transient(e.to_string())
+    } else {
+        HandlerError::definitive(e.to_string())
+    }
+}
+
+#[async_trait]
+impl EventHandler for PushHandler {
+    async fn handle(&self, event: &RegistryEvent) -> Result<&'static str, HandlerError> {
+        let repository = &event.repository;
+        match event.action {
+            Action::Delete => {
+                let Some(digest) = &event.digest else {
+                    // A whole repository: its verdicts expire or are swept; nothing to name here.
+                    return Ok("ignored");
+                };
+                let key = SubjectKey::new(None, repository.clone(), digest.clone());
+                self.service.forget(&key).await.map_err(failed)?;
+                Ok("removed")
+            }
+            Action::Push => {
+                let Some(digest) = &event.digest else {
+                    return Err(HandlerError::definitive("a push event without a digest"));
+                };
+                let (target, label) = match self
+                    .subject_of(repository, digest, event.tag.as_deref())
+                    .await?
+                {
+                    Some(subject) => (subject, "subject_verified"),
+                    None => (digest.clone(), "verified"),
+                };
+                let key = SubjectKey::new(None, repository.clone(), target);
+                let verdict = self.service.refresh(&key).await.map_err(failed)?;
+                tracing::info!(subject = %key, allowed = verdict.result().is_success, "verified on push");
+                Ok(label)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_schema_tags_name_their_subject() {
+        let hex = "57a94fc99816c6aa225678b738ac40d85422e75dbb96115f1bb9b6ed77176166";
+        for tag in [
+            format!("sha256-{hex}"),
+            format!("sha256-{hex}.sig"),
+            format!("sha256-{hex}.att"),
+        ] {
+            assert_eq!(
+                tag_schema_subject(&tag).map(|d| d.to_string()),
+                Some(format!("sha256:{hex}")),
+                "{tag}"
+            );
+        }
+        assert_eq!(tag_schema_subject("v1"), None);
+        assert_eq!(tag_schema_subject("sha256-short"), None);
+    }
+}

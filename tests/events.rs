@@ -1,0 +1,432 @@
+//! Verify on push, end to end against a real nats-server and docker-registry: registry events
+//! reach `verdict serve`'s receivers, go through JetStream (or the in-process queue) to workers
+//! that verify, and the first Gatekeeper lookup of a pushed image is a cache hit.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use verdict_testkit::demo::{SIGNER_SUBJECT, ratify_config};
+use verdict_testkit::notation::push_notation_signature;
+use verdict_testkit::oci::Descriptor;
+use verdict_testkit::pki::{CertBuilder, KeyAlg, TestCert};
+use verdict_testkit::process::free_port;
+use verdict_testkit::registry::NotificationEndpoint;
+use verdict_testkit::serve::{ServeOptions, VerdictServer};
+use verdict_testkit::{DockerRegistry, NatsServer};
+
+const SECRET: &str = "3f6c1a0e9b2d4c8f7a6e5d4c3b2a1908";
+
+/// `verdict serve` with event receivers on a free port (HTTPS unless `plain`), optionally on NATS.
+struct Setup {
+    server: VerdictServer,
+    events: String,
+    _secret_dir: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn start(
+        registry: &str,
+        cert: &TestCert,
+        nats: Option<&NatsServer>,
+        events_port: u16,
+        plain: bool,
+    ) -> Result<Self> {
+        let secret_dir = tempfile::tempdir()?;
+        let secret_file = secret_dir.path().join("webhook.secret");
+        std::fs::write(&secret_file, format!("{SECRET}\n"))?;
+        let events_addr = format!("127.0.0.1:{events_port}");
+        let mut opts = ServeOptions::new(env!("CARGO_BIN_EXE_verdict"), ratify_config(cert))
+            .plain_http(registry)
+            .args(["--events-listen", &events_addr, "--webhook-secret-file"])
+            .args([secret_file.as_os_str()]);
+        if plain {
+            opts = opts.args(["--events-plain-http"]);
+        }
+        if let Some(nats) = nats {
+            opts = opts.args(["--nats-url", &nats.url()]);
+        }
+        let server = VerdictServer::start(opts).await?;
+        let scheme = if plain { "http" } else { "https" };
+        Ok(Setup {
+            server,
+            events: format!("{scheme}://{events_addr}"),
+            _secret_dir: secret_dir,
+        })
+    }
+
+    /// POSTs `body` to `/events/<path>` with `auth` as the Authorization header.
+    async fn post(&self, path: &str, body: Vec<u8>, auth: Option<&str>) -> Result<(u16, Value)> {
+        let mut req = self
+            .server
+            .https_client()
+            .post(format!("{}/events/{path}", self.events))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let resp = req.send().await.context("POST to the event receiver")?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    async fn counter(&self, name: &str, label: &str) -> Result<f64> {
+        let text = self.server.metrics().await?;
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with(name) && l.contains(label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+
+    /// Waits until `name{…label…}` reaches `at_least`.
+    async fn wait_counter(&self, name: &str, label: &str, at_least: f64) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = self.counter(name, label).await?;
+            if v >= at_least {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{name}{{{label}}} stayed at {v} (wanted {at_least}); server log:\n{}",
+                    self.server.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn allowed(&self, reference: &str) -> Result<bool> {
+        match self.server.verify_one(reference).await? {
+            Ok(b) => Ok(b),
+            Err(e) => bail!("no verdict for {reference}: {e}"),
+        }
+    }
+}
+
+fn bearer() -> String {
+    format!("Bearer {SECRET}")
+}
+
+/// The ACR push webhook of `../shared/reference/examples/acr/webhook-push.json`, about `digest`
+/// in `repo` on `host`.
+fn acr_event(action: &str, host: &str, repo: &str, digest: &str, tag: Option<&str>) -> Vec<u8> {
+    let mut target = json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "size": 524,
+        "digest": digest,
+        "length": 524,
+        "repository": repo,
+    });
+    if let Some(t) = tag {
+        target["tag"] = json!(t);
+    }
+    serde_json::to_vec(&json!({
+        "id": format!("{action}-{digest}-{}", tag.unwrap_or("")),
+        "timestamp": "2026-12-07T16:52:01.343145347Z",
+        "action": action,
+        "target": target,
+        "request": {"id": "r", "host": host, "method": "PUT", "useragent": "test"},
+    }))
+    .unwrap_or_default()
+}
+
+fn cert() -> Result<TestCert> {
+    CertBuilder::code_signing(SIGNER_SUBJECT)
+        .key_alg(KeyAlg::EcP256)
+        .self_signed()
+}
+
+async fn push_signed(
+    registry: &DockerRegistry,
+    repo: &str,
+    cert: &TestCert,
+) -> Result<(Descriptor, Descriptor)> {
+    let client = registry.client();
+    let image = client.push_image(repo, "v1").await?;
+    let signature = push_notation_signature(&client, repo, &image, cert).await?;
+    Ok((image, signature))
+}
+
+#[tokio::test]
+async fn an_acr_push_webhook_over_jetstream_makes_the_first_lookup_a_hit() -> Result<()> {
+    let registry = DockerRegistry::start().await?;
+    let nats = NatsServer::start().await?;
+    let cert = cert()?;
+    let host = registry.host_port();
+    let setup = Setup::start(&host, &cert, Some(&nats), free_port()?, false).await?;
+
+    // Signed before the push event arrives: the image's own push event verifies it.
+    let (image, _) = push_signed(&registry, "events/signed", &cert).await?;
+    let (status, body) = setup
+        .post(
+            "acr",
+            acr_event("push", &host, "events/signed", &image.digest, Some("v1")),
+            Some(&bearer()),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 1, "{body}");
+    setup
+        .wait_counter("verdict_push_verifications_total", "result=\"allow\"", 1.0)
+        .await?;
+    let reference = format!("{host}/events/signed@{}", image.digest);
+    assert!(setup.allowed(&reference).await?);
+    assert_eq!(
+        setup
+            .counter("verdict_inline_verifications_total", "")
+            .await?,
+        0.0,
+        "the first lookup was answered from the verdict stored on push"
+    );
+
+    // Sign after push: the image's event finds no signature (deny); the signature's own push
+    // event (no tag; the manifest names its subject) re-verifies the image.
+    let client = registry.client();
+    let late = client.push_image("events/late", "v1").await?;
+    setup
+        .post(
+            "acr",
+            acr_event("push", &host, "events/late", &late.digest, Some("v1")),
+            Some(&bearer()),
+        )
+        .await?;
+    setup
+        .wait_counter("verdict_push_verifications_total", "result=\"deny\"", 1.0)
+        .await?;
+    let late_ref = format!("{host}/events/late@{}", late.digest);
+    assert!(!setup.allowed(&late_ref).await?);
+    let signature = push_notation_signature(&client, "events/late", &late, &cert).await?;
+    setup
+        .post(
+            "acr",
+            acr_event("push", &host, "events/late", &signature.digest, None),
+            Some(&bearer()),
+        )
+        .await?;
+    setup
+        .wait_counter(
+            "verdict_events_processed_total",
+            "result=\"subject_verified\"",
+            1.0,
+        )
+        .await?;
+    assert!(
+        setup.allowed(&late_ref).await?,
+        "the signature's push event re-verified its subject"
+    );
+
+    // The same event delivered twice has one effect (JetStream deduplicates by Nats-Msg-Id).
+    let before = setup
+        .counter("verdict_push_verifications_total", "")
+        .await?;
+    for _ in 0..2 {
+        let (status, _) = setup
+            .post(
+                "acr",
+                acr_event("push", &host, "events/signed", &image.digest, Some("again")),
+                Some(&bearer()),
+            )
+            .await?;
+        assert_eq!(status, 200);
+    }
+    setup
+        .wait_counter("verdict_push_verifications_total", "", before + 1.0)
+        .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        setup
+            .counter("verdict_push_verifications_total", "")
+            .await?,
+        before + 1.0,
+        "a duplicate event id was applied once"
+    );
+
+    // A delete event forgets the verdict: the next lookup verifies inline again.
+    let (status, _) = setup
+        .post(
+            "acr",
+            acr_event("delete", &host, "events/signed", &image.digest, None),
+            Some(&bearer()),
+        )
+        .await?;
+    assert_eq!(status, 200);
+    setup
+        .wait_counter("verdict_events_processed_total", "result=\"removed\"", 1.0)
+        .await?;
+    assert!(setup.allowed(&reference).await?);
+    assert_eq!(
+        setup
+            .counter("verdict_inline_verifications_total", "")
+            .await?,
+        1.0,
+        "after the delete event the verdict was gone"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn unauthenticated_or_malformed_webhooks_are_refused_and_change_nothing() -> Result<()> {
+    let registry = DockerRegistry::start().await?;
+    let cert = cert()?;
+    let host = registry.host_port();
+    // In-process bus (no NATS), HTTPS receivers.
+    let setup = Setup::start(&host, &cert, None, free_port()?, false).await?;
+    let (image, _) = push_signed(&registry, "events/guarded", &cert).await?;
+    let push = acr_event("push", &host, "events/guarded", &image.digest, Some("v1"));
+
+    for auth in [None, Some("Bearer wrong-secret"), Some(SECRET)] {
+        let (status, body) = setup.post("acr", push.clone(), auth).await?;
+        assert_eq!(status, 401, "{auth:?}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("--webhook-secret-file"),
+            "{body}"
+        );
+    }
+    let truncated = push[..push.len() / 2].to_vec();
+    let unknown = serde_json::to_vec(&json!({"id": "x", "action": "retag"}))?;
+    let oversized = vec![b' '; 2 * 1024 * 1024];
+    for (body, says) in [
+        (truncated, "not JSON"),
+        (unknown, "unknown action \"retag\""),
+        (oversized, "byte limit"),
+    ] {
+        let (status, answer) = setup.post("acr", body, Some(&bearer())).await?;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap_or_default().contains(says),
+            "{answer}"
+        );
+    }
+    // The secret in the Event Grid endpoint URL's query string also authenticates.
+    let (status, body) = setup
+        .post(
+            &format!("acr?secret={SECRET}"),
+            br#"{"id":"p","action":"ping"}"#.to_vec(),
+            None,
+        )
+        .await?;
+    assert_eq!((status, &body["ignored"]), (200, &json!(1)), "{body}");
+
+    // Event Grid's subscription validation handshake.
+    let shared = verdict_testkit::shared_file(
+        "reference/examples/acr/eventgrid-subscription-validation-request.json",
+    );
+    let (status, body) = setup
+        .post("eventgrid", std::fs::read(&shared)?, Some(&bearer()))
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["validationResponse"], "512d38b6-c7b8-40c8-89fe-f46f9e9622b6",
+        "{body}"
+    );
+    // CloudEvents' OPTIONS handshake.
+    let resp = setup
+        .server
+        .https_client()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/events/eventgrid?secret={SECRET}", setup.events),
+        )
+        .header("WebHook-Request-Origin", "eventgrid.azure.net")
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("webhook-allowed-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("eventgrid.azure.net")
+    );
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        setup
+            .counter("verdict_push_verifications_total", "")
+            .await?,
+        0.0,
+        "nothing refused was published"
+    );
+
+    // An Event Grid push and a CloudEvents push of the same image are both accepted.
+    for (file, kind) in [
+        ("eventgrid-image-pushed.eventgrid-schema.json", "eventgrid"),
+        (
+            "eventgrid-image-pushed.cloudevents-schema.json",
+            "cloudevents",
+        ),
+    ] {
+        let path = verdict_testkit::shared_file(&format!("reference/examples/acr/{file}"));
+        let mut event: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+        event["id"] = json!(format!("{kind}-1"));
+        event["data"]["request"]["host"] = json!(host);
+        event["data"]["target"]["repository"] = json!("events/guarded");
+        event["data"]["target"]["digest"] = json!(image.digest);
+        let body = if kind == "eventgrid" {
+            json!([event])
+        } else {
+            event
+        };
+        let (status, answer) = setup
+            .post("eventgrid", serde_json::to_vec(&body)?, Some(&bearer()))
+            .await?;
+        assert_eq!(
+            (status, &answer["accepted"]),
+            (200, &json!(1)),
+            "{kind}: {answer}"
+        );
+    }
+    setup
+        .wait_counter("verdict_push_verifications_total", "result=\"allow\"", 2.0)
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn docker_registry_notifications_drive_verification_on_push() -> Result<()> {
+    let nats = NatsServer::start().await?;
+    let cert = cert()?;
+    let events_port = free_port()?;
+    // The registry notifies Verdict's plain-HTTP receiver (TLS ending at an ingress).
+    let registry = DockerRegistry::builder()
+        .notification(
+            NotificationEndpoint::new(
+                "verdict",
+                &format!("http://127.0.0.1:{events_port}/events/registry"),
+            )
+            .header("Authorization", &bearer()),
+        )
+        .start()
+        .await?;
+    let host = registry.host_port();
+    let setup = Setup::start(&host, &cert, Some(&nats), events_port, true).await?;
+    let (image, _) = push_signed(&registry, "events/notified", &cert).await?;
+    // The image push verifies it (maybe before the signature landed: deny), and the
+    // signature's push re-verifies its subject: either way the image ends allowed.
+    setup
+        .wait_counter(
+            "verdict_events_processed_total",
+            "result=\"subject_verified\"",
+            1.0,
+        )
+        .await?;
+    let reference = format!("{host}/events/notified@{}", image.digest);
+    assert!(setup.allowed(&reference).await?);
+    assert_eq!(
+        setup
+            .counter("verdict_inline_verifications_total", "")
+            .await?,
+        0.0,
+        "answered from the verdict stored on push"
+    );
+    Ok(())
+}
