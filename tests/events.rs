@@ -46,6 +46,7 @@ impl Setup {
         if let Some(nats) = nats {
             opts = opts.args(["--nats-url", &nats.url()]);
         }
+        opts = opts.args(["--log", "info,verdict_events=debug"]);
         let server = VerdictServer::start(opts).await?;
         let scheme = if plain { "http" } else { "https" };
         Ok(Setup {
@@ -410,17 +411,28 @@ async fn docker_registry_notifications_drive_verification_on_push() -> Result<()
     let host = registry.host_port();
     let setup = Setup::start(&host, &cert, Some(&nats), events_port, true).await?;
     let (image, _) = push_signed(&registry, "events/notified", &cert).await?;
-    // The image push verifies it (maybe before the signature landed: deny), and the
-    // signature's push re-verifies its subject: either way the image ends allowed.
+    // Three manifest pushes: the image (verified, maybe before its signature landed: deny), the
+    // signature manifest and the tag-schema index `sha256-<hex>` docker-registry needs (each
+    // re-verifies the subject; the first may run before the index exists). One refresh runs at a
+    // time per subject and the last one starts after the last push: the image ends allowed.
     setup
         .wait_counter(
             "verdict_events_processed_total",
             "result=\"subject_verified\"",
-            1.0,
+            2.0,
         )
         .await?;
+    setup
+        .wait_counter("verdict_events_processed_total", "result=\"verified\"", 1.0)
+        .await?;
     let reference = format!("{host}/events/notified@{}", image.digest);
-    assert!(setup.allowed(&reference).await?);
+    if !setup.allowed(&reference).await? {
+        let r = setup
+            .server
+            .post_keys(verdict_testkit::serve::VERIFY_V1, &[&reference])
+            .await?;
+        panic!("denied: {r}\n{}", setup.server.log_tail());
+    }
     assert_eq!(
         setup
             .counter("verdict_inline_verifications_total", "")

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use verdict_cache_api::VerdictService;
 use verdict_events::{Action, EventHandler, HandlerError, RegistryEvent};
-use verdict_scanner::registry::{Digest, RegistryClient, Repository};
+use verdict_scanner::registry::{Digest, ImageReference, RegistryClient, Repository};
 use verdict_scanner::subject::SubjectKey;
 
 /// The binary's [`EventHandler`].
@@ -29,8 +29,22 @@ impl PushHandler {
         digest: &Digest,
         tag: Option<&str>,
     ) -> Result<Option<Digest>, HandlerError> {
-        if let Some(subject) = tag.and_then(tag_schema_subject) {
-            return Ok(Some(subject));
+        if let (Some(tag), Some(subject)) = (tag, tag.and_then(tag_schema_subject)) {
+            // distribution announces a manifest push before it links the tag: until the tag
+            // names this index, reading the subject's referrers would miss the new one.
+            let reference = ImageReference::with_tag(repository.clone(), tag)
+                .map_err(|e| HandlerError::definitive(e.to_string()))?;
+            return match self.registry.resolve(&reference).await {
+                Ok(d) if d.digest == *digest => Ok(Some(subject)),
+                Ok(d) => Err(HandlerError::transient(format!(
+                    "{reference} points at {} rather than the pushed {digest} (not linked yet, or replaced since); retrying",
+                    d.digest
+                ))),
+                Err(e) if e.is_not_found() || e.is_transient() => Err(HandlerError::transient(
+                    format!("{reference} cannot be read yet ({e}); retrying"),
+                )),
+                Err(e) => Err(HandlerError::definitive(e.to_string())),
+            };
         }
         let manifest = match self.registry.fetch_manifest(repository, digest).await {
             Ok(m) => m,
