@@ -32,6 +32,17 @@ impl Setup {
         events_port: u16,
         plain: bool,
     ) -> Result<Self> {
+        Self::start_with(registry, cert, nats, events_port, plain, &[]).await
+    }
+
+    async fn start_with(
+        registry: &str,
+        cert: &TestCert,
+        nats: Option<&NatsServer>,
+        events_port: u16,
+        plain: bool,
+        extra: &[&str],
+    ) -> Result<Self> {
         let secret_dir = tempfile::tempdir()?;
         let secret_file = secret_dir.path().join("webhook.secret");
         std::fs::write(&secret_file, format!("{SECRET}\n"))?;
@@ -46,7 +57,9 @@ impl Setup {
         if let Some(nats) = nats {
             opts = opts.args(["--nats-url", &nats.url()]);
         }
-        opts = opts.args(["--log", "info,verdict_events=debug"]);
+        opts = opts
+            .args(["--log", "info,verdict_events=debug"])
+            .args(extra);
         let server = VerdictServer::start(opts).await?;
         let scheme = if plain { "http" } else { "https" };
         Ok(Setup {
@@ -77,30 +90,11 @@ impl Setup {
     }
 
     async fn counter(&self, name: &str, label: &str) -> Result<f64> {
-        let text = self.server.metrics().await?;
-        Ok(text
-            .lines()
-            .filter(|l| l.starts_with(name) && l.contains(label))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum())
+        counter(&self.server, name, label).await
     }
 
-    /// Waits until `name{…label…}` reaches `at_least`.
     async fn wait_counter(&self, name: &str, label: &str, at_least: f64) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let v = self.counter(name, label).await?;
-            if v >= at_least {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "{name}{{{label}}} stayed at {v} (wanted {at_least}); server log:\n{}",
-                    self.server.log_tail()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_counter(&self.server, name, label, at_least).await
     }
 
     async fn allowed(&self, reference: &str) -> Result<bool> {
@@ -108,6 +102,39 @@ impl Setup {
             Ok(b) => Ok(b),
             Err(e) => bail!("no verdict for {reference}: {e}"),
         }
+    }
+}
+
+/// The sum of `name`'s series whose labels contain `label`.
+async fn counter(server: &VerdictServer, name: &str, label: &str) -> Result<f64> {
+    let text = server.metrics().await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+/// Waits until `name{…label…}` reaches `at_least`.
+async fn wait_counter(
+    server: &VerdictServer,
+    name: &str,
+    label: &str,
+    at_least: f64,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = counter(server, name, label).await?;
+        if v >= at_least {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{name}{{{label}}} stayed at {v} (wanted {at_least}); server log:\n{}",
+                server.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -439,6 +466,98 @@ async fn docker_registry_notifications_drive_verification_on_push() -> Result<()
             .await?,
         0.0,
         "answered from the verdict stored on push"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_nats_answer_a_pushed_image_from_their_own_stores() -> Result<()> {
+    let registry = DockerRegistry::start().await?;
+    let nats = NatsServer::start().await?;
+    let cert = cert()?;
+    let host = registry.host_port();
+    // One verdict key for both (in a cluster: one Secret), outside either data directory.
+    let key_dir = tempfile::tempdir()?;
+    let key = key_dir.path().join("verdict.key");
+    let key_arg = key.display().to_string();
+    let a = Setup::start_with(
+        &host,
+        &cert,
+        Some(&nats),
+        free_port()?,
+        false,
+        &["--verdict-key", &key_arg],
+    )
+    .await?;
+    // Replica B: no receivers; it shares the work queue and follows the verdict stream.
+    let mut b = VerdictServer::start(
+        ServeOptions::new(env!("CARGO_BIN_EXE_verdict"), ratify_config(&cert))
+            .plain_http(&host)
+            .args(["--nats-url", &nats.url(), "--verdict-key", &key_arg]),
+    )
+    .await?;
+    let (image, _) = push_signed(&registry, "replicas/app", &cert).await?;
+    let (status, _) = a
+        .post(
+            "acr",
+            acr_event("push", &host, "replicas/app", &image.digest, Some("v1")),
+            Some(&bearer()),
+        )
+        .await?;
+    assert_eq!(status, 200);
+    a.wait_counter("verdict_replica_messages_total", "result=\"applied\"", 1.0)
+        .await?;
+    wait_counter(
+        &b,
+        "verdict_replica_messages_total",
+        "result=\"applied\"",
+        1.0,
+    )
+    .await?;
+    let reference = format!("{host}/replicas/app@{}", image.digest);
+    assert!(a.allowed(&reference).await?);
+    assert_eq!(b.verify_one(&reference).await?, Ok(true));
+    for (name, server) in [("A", &a.server), ("B", &b)] {
+        assert_eq!(
+            counter(server, "verdict_inline_verifications_total", "").await?,
+            0.0,
+            "replica {name} answered from its own store"
+        );
+    }
+
+    // B is down while another image is pushed; on restart it resumes after the last message it
+    // applied and answers the new image from its store.
+    b.kill();
+    let (second, _) = push_signed(&registry, "replicas/second", &cert).await?;
+    a.post(
+        "acr",
+        acr_event("push", &host, "replicas/second", &second.digest, Some("v1")),
+        Some(&bearer()),
+    )
+    .await?;
+    a.wait_counter("verdict_replica_messages_total", "result=\"applied\"", 2.0)
+        .await?;
+    b.restart().await?;
+    wait_counter(
+        &b,
+        "verdict_replica_messages_total",
+        "result=\"applied\"",
+        1.0,
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        counter(&b, "verdict_replica_messages_total", "").await?,
+        1.0,
+        "after the restart B applied only what it had missed"
+    );
+    let second_ref = format!("{host}/replicas/second@{}", second.digest);
+    assert_eq!(b.verify_one(&second_ref).await?, Ok(true));
+    assert_eq!(b.verify_one(&reference).await?, Ok(true));
+    assert_eq!(
+        counter(&b, "verdict_inline_verifications_total", "").await?,
+        0.0,
+        "B caught up from the verdict stream"
     );
     Ok(())
 }

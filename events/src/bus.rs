@@ -51,6 +51,9 @@ pub struct JetStreamConfig {
     pub subject_prefix: String,
     /// Durable consumer shared by the workers.
     pub consumer: String,
+    /// Stream of verdicts every replica applies (last message per subject kept).
+    pub verdict_stream: String,
+    pub verdict_prefix: String,
     /// Stream of dead letters (events given up on, with the reason).
     pub dead_letter_stream: String,
     pub dead_letter_prefix: String,
@@ -73,6 +76,8 @@ impl JetStreamConfig {
             stream: "VERDICT_EVENTS".into(),
             subject_prefix: "verdict.events".into(),
             consumer: "verdict-workers".into(),
+            verdict_stream: "VERDICT_VERDICTS".into(),
+            verdict_prefix: "verdict.verdicts".into(),
             dead_letter_stream: "VERDICT_DEAD_LETTERS".into(),
             dead_letter_prefix: "verdict.deadletter".into(),
             max_deliver: 8,
@@ -197,6 +202,19 @@ impl JetStream {
         self.create_or_update(dead)
             .await
             .map_err(|e| setup(&format!("stream {}", c.dead_letter_stream), &e))?;
+        let verdicts = stream::Config {
+            name: c.verdict_stream.clone(),
+            subjects: vec![format!("{}.>", c.verdict_prefix)],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            // The latest change per subject is the state: a replica that starts empty replays
+            // one message per subject, not the history.
+            max_messages_per_subject: 1,
+            ..Default::default()
+        };
+        self.create_or_update(verdicts)
+            .await
+            .map_err(|e| setup(&format!("stream {}", c.verdict_stream), &e))?;
         let stream = self
             .js
             .get_stream(&c.stream)
@@ -363,6 +381,99 @@ impl JetStream {
             // Not terminated: it is redelivered and dead-lettered again later, never lost.
             Err(e) => {
                 warn!(id, error = %e, "storing a dead letter failed; leaving the event for redelivery")
+            }
+        }
+    }
+}
+
+/// Applies verdict-stream messages to this replica's store.
+#[async_trait]
+pub trait VerdictSink: Send + Sync {
+    /// Applies the message at stream `sequence` (sealed by the publisher; the sink checks it).
+    async fn apply(&self, payload: &[u8], sequence: u64);
+}
+
+impl JetStream {
+    /// Publishes a sealed verdict change under `subject_token` (one subject per verdict key, so
+    /// the stream keeps the latest change of each); returns once JetStream stored it.
+    pub async fn publish_verdict(
+        &self,
+        subject_token: &str,
+        payload: Vec<u8>,
+    ) -> Result<(), Error> {
+        let subject = format!("{}.{subject_token}", self.config.verdict_prefix);
+        let publish = jetstream::message::PublishMessage::build().payload(payload.into());
+        tokio::time::timeout(self.config.publish_timeout, async {
+            let ack = self
+                .js
+                .send_publish(subject, publish)
+                .await
+                .map_err(|e| unavailable("publishing a verdict", e))?;
+            ack.await
+                .map(drop)
+                .map_err(|e| unavailable("storing a verdict", e))
+        })
+        .await
+        .map_err(|_| unavailable("publishing a verdict", "no acknowledgement in time"))?
+    }
+
+    /// Applies the verdict stream from the message after `applied` (0: from the start) to
+    /// `sink`, in order, until `cancel`; re-subscribes from the last applied message after
+    /// NATS comes back.
+    pub async fn follow_verdicts(
+        &self,
+        mut applied: u64,
+        sink: Arc<dyn VerdictSink>,
+        cancel: CancellationToken,
+    ) {
+        while !cancel.is_cancelled() {
+            let messages = async {
+                let stream = self
+                    .js
+                    .get_stream(&self.config.verdict_stream)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let consumer = stream
+                    .create_consumer(consumer::pull::OrderedConfig {
+                        deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                            start_sequence: applied + 1,
+                        },
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                consumer.messages().await.map_err(|e| e.to_string())
+            };
+            let mut messages = match messages.await {
+                Ok(m) => m,
+                Err(e) => {
+                    warn!(error = %e, "cannot follow the verdict stream; retrying in 2 s");
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(2)) => continue,
+                    }
+                }
+            };
+            loop {
+                let next = tokio::select! {
+                    () = cancel.cancelled() => return,
+                    n = messages.next() => n,
+                };
+                match next {
+                    Some(Ok(message)) => {
+                        let sequence = message
+                            .info()
+                            .map(|i| i.stream_sequence)
+                            .unwrap_or(applied + 1);
+                        sink.apply(&message.payload, sequence).await;
+                        applied = applied.max(sequence);
+                    }
+                    Some(Err(e)) => {
+                        warn!(error = %e, "reading the verdict stream failed; resubscribing");
+                        break;
+                    }
+                    None => break,
+                }
             }
         }
     }

@@ -7,7 +7,8 @@
 //! - [`parse`]: the four sender formats into events (tolerant of unknown fields, precise errors).
 //! - [`receiver`]: the axum routes, shared-secret authentication, 2xx only once accepted.
 //! - [`bus`]: [`EventBus`] and [`EventHandler`]; [`JetStream`] (work-queue stream, durable pull
-//!   consumer, Nak with backoff, dead letters) and [`InProcessBus`].
+//!   consumer, Nak with backoff, dead letters; the verdict stream every replica follows into its
+//!   [`VerdictSink`]) and [`InProcessBus`].
 //! - [`error`]: [`Error`] and [`HandlerError`], each transient or definitive.
 //!
 //! What a worker does with an event (verify, store, forget) is the binary's [`EventHandler`]:
@@ -20,7 +21,9 @@ pub mod metrics;
 pub mod parse;
 pub mod receiver;
 
-pub use bus::{EventBus, EventHandler, InProcessBus, JetStream, JetStreamConfig, announce};
+pub use bus::{
+    EventBus, EventHandler, InProcessBus, JetStream, JetStreamConfig, VerdictSink, announce,
+};
 pub use error::{Error, HandlerError};
 pub use event::{Action, RegistryEvent};
 pub use receiver::{Receiver, ReceiverConfig, Reply, Secret};

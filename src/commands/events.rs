@@ -1,25 +1,40 @@
 //! `verdict serve`'s event pipeline: the bus (JetStream with --nats-url, else in-process), the
-//! workers applying events through [`super::push::PushHandler`], and the receivers' router.
+//! workers applying events through [`PushHandler`], the verdict-stream follower ([`ReplicaSink`],
+//! with NATS) and the receivers' router.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
+use verdict_cache_api::VerdictService;
 use verdict_events::{
     EventBus, EventHandler, InProcessBus, JetStream, JetStreamConfig, Receiver, ReceiverConfig,
     Secret, announce,
 };
+use verdict_scanner::registry::RegistryClient;
+use verdict_scanner::store::{VerdictSigner, VerdictStore};
 
+use super::push::{APPLIED_MARKER, PushHandler, ReplicaSink, Replication};
 use crate::cli::EventArgs;
 
 /// Queue capacity of the in-process bus (single-node mode).
 const IN_PROCESS_CAPACITY: usize = 10_000;
 
-/// Starts the workers (and the bus they read) when events are configured; returns the
-/// receivers' router when `--events-listen` is set.
+/// What the event pipeline works with.
+pub struct Parts {
+    pub service: VerdictService,
+    pub registry: RegistryClient,
+    pub store: Arc<dyn VerdictStore>,
+    /// The verdict key (replicas seal and check verdict-stream messages with it).
+    pub signer: Arc<VerdictSigner>,
+}
+
+/// Starts the workers (and the bus they read) when events are configured, and with NATS the
+/// follower applying the verdict stream to this replica; returns the receivers' router when
+/// `--events-listen` is set.
 pub async fn start(
     args: &EventArgs,
-    handler: Arc<dyn EventHandler>,
+    parts: Parts,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Option<axum::Router>> {
     if args.events_listen.is_none() && args.nats_url.is_none() {
@@ -32,18 +47,44 @@ pub async fn start(
             let js = JetStream::connect(config)
                 .await
                 .with_context(|| format!("cannot use NATS at {url}"))?;
+            let store = Arc::clone(&parts.store);
+            let applied = tokio::task::spawn_blocking(move || store.marker(APPLIED_MARKER))
+                .await
+                .context("reading the verdict-stream marker")?
+                .context("reading the verdict-stream marker")?
+                .unwrap_or(0);
+            let sink = Arc::new(ReplicaSink {
+                service: parts.service.clone(),
+                signer: Arc::clone(&parts.signer),
+                store: parts.store,
+            });
+            let handler: Arc<dyn EventHandler> = Arc::new(PushHandler::new(
+                parts.service,
+                parts.registry,
+                Some(Replication {
+                    stream: js.clone(),
+                    signer: parts.signer,
+                }),
+            ));
             let (workers, cancel) = (js.clone(), cancel.clone());
             let concurrency = args.event_workers;
             tokio::spawn(async move {
-                match workers.set_up(&cancel).await {
-                    Ok(()) => workers.run_workers(handler, concurrency, cancel).await,
-                    Err(e) => tracing::error!(error = %e, "registry events are not processed"),
+                if let Err(e) = workers.set_up(&cancel).await {
+                    tracing::error!(error = %e, "registry events are not processed");
+                    return;
                 }
+                tracing::info!(after = applied, "following the verdict stream");
+                tokio::join!(
+                    workers.follow_verdicts(applied, sink, cancel.clone()),
+                    workers.run_workers(handler, concurrency, cancel.clone()),
+                );
             });
             Arc::new(js)
         }
         None => {
             let (bus, rx) = InProcessBus::new(IN_PROCESS_CAPACITY);
+            let handler: Arc<dyn EventHandler> =
+                Arc::new(PushHandler::new(parts.service, parts.registry, None));
             tokio::spawn(InProcessBus::run_workers(
                 rx,
                 handler,

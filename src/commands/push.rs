@@ -1,23 +1,69 @@
 //! What a worker does with a registry event — the glue between `verdict-events` (which knows
 //! events) and the cache API's [`VerdictService`] (which verifies and stores verdicts): a pushed
 //! image is verified; a pushed signature or other referrer gets its subject re-verified (this also
-//! closes the sign-after-push race); a deleted manifest's verdict is forgotten.
+//! closes the sign-after-push race); a deleted manifest's verdict is forgotten. With NATS, each
+//! outcome is then published, sealed with the verdict key, to the verdict stream, and
+//! [`ReplicaSink`] applies that stream on every replica.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use sha2::Digest as _;
 use verdict_cache_api::VerdictService;
-use verdict_events::{Action, EventHandler, HandlerError, RegistryEvent};
+use verdict_events::{Action, EventHandler, HandlerError, JetStream, RegistryEvent, VerdictSink};
 use verdict_scanner::registry::{Digest, ImageReference, RegistryClient, Repository};
+use verdict_scanner::store::{
+    MissReason, Replicated, StoredVerdict, VerdictSigner, VerdictStore, open_replicated,
+    seal_replicated,
+};
 use verdict_scanner::subject::SubjectKey;
+
+/// The store marker holding the last verdict-stream sequence this replica applied.
+pub const APPLIED_MARKER: &str = "verdict-stream";
+
+/// Where a worker's outcomes go besides its own store: the verdict stream, sealed.
+pub struct Replication {
+    pub stream: JetStream,
+    pub signer: Arc<VerdictSigner>,
+}
+
+impl Replication {
+    async fn publish(&self, change: &Replicated) -> Result<(), HandlerError> {
+        let sealed = seal_replicated(&self.signer, change)
+            .map_err(|e| HandlerError::definitive(e.to_string()))?;
+        let token = hex::encode(sha2::Sha256::digest(change.key().to_string().as_bytes()));
+        self.stream
+            .publish_verdict(&token, sealed)
+            .await
+            .map_err(|e| HandlerError::transient(e.to_string()))
+    }
+}
 
 /// The binary's [`EventHandler`].
 pub struct PushHandler {
     service: VerdictService,
     registry: RegistryClient,
+    replication: Option<Replication>,
 }
 
 impl PushHandler {
-    pub fn new(service: VerdictService, registry: RegistryClient) -> Self {
-        PushHandler { service, registry }
+    pub fn new(
+        service: VerdictService,
+        registry: RegistryClient,
+        replication: Option<Replication>,
+    ) -> Self {
+        PushHandler {
+            service,
+            registry,
+            replication,
+        }
+    }
+
+    async fn replicate(&self, change: Replicated) -> Result<(), HandlerError> {
+        match &self.replication {
+            Some(r) => r.publish(&change).await,
+            None => Ok(()),
+        }
     }
 
     /// The subject a pushed manifest is about, if it is a referrer: from a tag-schema tag
@@ -96,6 +142,7 @@ impl EventHandler for PushHandler {
                 };
                 let key = SubjectKey::new(None, repository.clone(), digest.clone());
                 self.service.forget(&key).await.map_err(failed)?;
+                self.replicate(Replicated::Remove(key)).await?;
                 Ok("removed")
             }
             Action::Push => {
@@ -111,10 +158,62 @@ impl EventHandler for PushHandler {
                 };
                 let key = SubjectKey::new(None, repository.clone(), target);
                 let verdict = self.service.refresh(&key).await.map_err(failed)?;
-                tracing::info!(subject = %key, allowed = verdict.result().is_success, "verified on push");
+                let result = verdict.result();
+                tracing::info!(subject = %key, allowed = result.is_success, "verified on push");
+                // Denies too: another replica must drop an allow it holds, and this one's own
+                // copy of the message must not erase the deny it just stored.
+                self.replicate(Replicated::Put(key, StoredVerdict::new(result.clone())))
+                    .await?;
                 Ok(label)
             }
         }
+    }
+}
+
+/// Applies the verdict stream to this replica: checks each message's seal with the (shared)
+/// verdict key, stores or forgets, and records the sequence so a restart resumes after it.
+pub struct ReplicaSink {
+    pub service: VerdictService,
+    pub signer: Arc<VerdictSigner>,
+    pub store: Arc<dyn VerdictStore>,
+}
+
+#[async_trait]
+impl VerdictSink for ReplicaSink {
+    async fn apply(&self, payload: &[u8], sequence: u64) {
+        let outcome = match open_replicated(&self.signer, payload) {
+            Ok(Replicated::Put(key, verdict)) => self
+                .service
+                .apply(&key, verdict.result)
+                .await
+                .map(|()| "applied"),
+            Ok(Replicated::Remove(key)) => self.service.forget(&key).await.map(|_| "removed"),
+            Err(reason) => {
+                tracing::warn!(
+                    sequence,
+                    reason = reason.as_str(),
+                    hint = if reason == MissReason::BadSignature {
+                        "every replica must use the same verdict key (--verdict-key from one Secret)"
+                    } else {
+                        ""
+                    },
+                    "verdict-stream message rejected"
+                );
+                Ok("rejected")
+            }
+        };
+        let label = match outcome {
+            Ok(label) => label,
+            Err(e) => {
+                // Not applied here: lookups verify inline until the next change arrives.
+                tracing::warn!(sequence, error = %e, "applying a replicated verdict failed");
+                "failed"
+            }
+        };
+        metrics::counter!("verdict_replica_messages_total", "result" => label).increment(1);
+        let store = Arc::clone(&self.store);
+        let _ =
+            tokio::task::spawn_blocking(move || store.set_marker(APPLIED_MARKER, sequence)).await;
     }
 }
 

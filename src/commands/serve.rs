@@ -157,9 +157,17 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         on_signal.cancel();
     });
-    let push = Arc::new(super::push::PushHandler::new(service.clone(), registry));
+    let parts = super::events::Parts {
+        service: service.clone(),
+        registry,
+        store: Arc::clone(&store),
+        signer: Arc::new(
+            VerdictSigner::load(&key_path)
+                .with_context(|| format!("cannot load the verdict key {}", key_path.display()))?,
+        ),
+    };
     let mut api = CacheApi::bind(config, service, Ops::new(readiness, metrics)).await?;
-    if let Some(router) = super::events::start(&args.events, push, &cancel).await? {
+    if let Some(router) = super::events::start(&args.events, parts, &cancel).await? {
         let addr = args
             .events
             .events_listen

@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span, warn};
 use verdict_scanner::registry::{Digest, ImageReference};
-use verdict_scanner::report::{DenyLifetimes, Retention};
+use verdict_scanner::report::{DenyLifetimes, Retention, VerificationResult};
 use verdict_scanner::subject::{Namespace, SubjectKey};
 
 use super::{Deadline, Inner, ResolveOutcome, TagQuery, VerdictService, VerifyOutcome};
@@ -154,6 +154,19 @@ impl VerdictService {
         }
         inner.store(key, Arc::clone(&verdict)).await?;
         Ok(verdict)
+    }
+
+    /// Records a verdict another replica computed (the verdict stream): kept and served exactly
+    /// like one computed here — only under the trust configuration it names, only until its
+    /// evidence expires (a deny for its deny lifetime, from now).
+    pub async fn apply(&self, key: &SubjectKey, result: VerificationResult) -> Result<(), Error> {
+        if !result.is_success {
+            // A deny must not leave an allow in the store behind it (as in `refresh`).
+            self.forget(key).await?;
+        }
+        self.inner
+            .store(key, Arc::new(ServedVerdict::new(result)))
+            .await
     }
 
     /// Forgets `key`'s verdict in memory and in the store (a deleted manifest); true if one was

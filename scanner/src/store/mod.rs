@@ -22,6 +22,7 @@
 mod codec;
 mod error;
 mod key;
+mod replica;
 mod signer;
 mod sled_store;
 
@@ -32,6 +33,7 @@ use chrono::{DateTime, Utc};
 pub use codec::SCHEMA_VERSION;
 pub use error::StoreError;
 pub use key::TagKey;
+pub use replica::{Replicated, open_replicated, seal_replicated};
 
 pub use crate::subject::SubjectKey;
 pub use signer::{SignerKind, VerdictSigner};
@@ -187,6 +189,19 @@ pub trait VerdictStore: Send + Sync {
     /// Bytes the store occupies on disk, when the backend can tell.
     fn size_on_disk(&self) -> Option<u64> {
         None
+    }
+
+    /// A named counter this node keeps with its verdicts (the last verdict-stream sequence it
+    /// applied), signed like an entry: `None` when never set or unreadable (then the node
+    /// starts over, which only repeats idempotent work). Default: none kept.
+    fn marker(&self, _name: &str) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+
+    /// Records a named counter durably. Callers record progress after the work it counts, so a
+    /// crash in between repeats work rather than skipping it.
+    fn set_marker(&self, _name: &str, _value: u64) -> Result<(), StoreError> {
+        Ok(())
     }
 
     fn is_empty(&self) -> bool {

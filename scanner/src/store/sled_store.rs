@@ -622,6 +622,13 @@ impl IndexEdits {
     }
 }
 
+/// `m:marker:<name>`.
+fn marker_key(name: &str) -> Vec<u8> {
+    let mut k = b"m:marker:".to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
 impl VerdictStore for SledStore {
     fn get(
         &self,
@@ -793,6 +800,41 @@ impl VerdictStore for SledStore {
                 Ok(None)
             }
         }
+    }
+
+    fn marker(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let sled_key = marker_key(name);
+        let Some(value) = self
+            .db
+            .get(&sled_key)
+            .map_err(StoreError::backend("reading a marker"))?
+        else {
+            return Ok(None);
+        };
+        match codec::unseal(&self.signer, &sled_key, &value) {
+            Ok(p) if p.len() == 8 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(p);
+                Ok(Some(u64::from_le_bytes(b)))
+            }
+            Ok(_) => Ok(None),
+            Err(reason) => {
+                bad_entry("marker", reason, name);
+                Ok(None)
+            }
+        }
+    }
+
+    fn set_marker(&self, name: &str, value: u64) -> Result<(), StoreError> {
+        let sled_key = marker_key(name);
+        let sealed = codec::seal(&self.signer, &sled_key, &value.to_le_bytes());
+        self.db
+            .insert(sled_key, sealed)
+            .map_err(StoreError::backend("writing a marker"))?;
+        self.db
+            .flush()
+            .map_err(StoreError::backend("flushing a marker"))?;
+        Ok(())
     }
 
     fn iter_all(&self) -> EntryIter<'_> {
