@@ -156,7 +156,7 @@ fn acr_event(action: &str, host: &str, repo: &str, digest: &str, tag: Option<&st
         target["tag"] = json!(t);
     }
     serde_json::to_vec(&json!({
-        "id": format!("{action}-{digest}-{}", tag.unwrap_or("")),
+        "id": format!("{action}-{host}/{repo}@{digest}-{}", tag.unwrap_or("")),
         "timestamp": "2026-12-07T16:52:01.343145347Z",
         "action": action,
         "target": target,
@@ -558,6 +558,135 @@ async fn two_replicas_on_one_nats_answer_a_pushed_image_from_their_own_stores() 
         counter(&b, "verdict_inline_verifications_total", "").await?,
         0.0,
         "B caught up from the verdict stream"
+    );
+    Ok(())
+}
+
+/// Messages stored in JetStream stream `name`, from the server's monitoring endpoint.
+async fn stream_messages(nats: &NatsServer, name: &str) -> Result<u64> {
+    let url = format!("{}/jsz?streams=true", nats.monitor_url());
+    let v: Value = reqwest::get(&url).await?.json().await?;
+    let streams = v["account_details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten());
+    Ok(streams
+        .filter(|s| s["name"] == name)
+        .map(|s| s["state"]["messages"].as_u64().unwrap_or(0))
+        .sum())
+}
+
+#[tokio::test]
+async fn nats_and_registry_outages_are_retried_and_hopeless_events_dead_lettered() -> Result<()> {
+    let mut registry = DockerRegistry::start().await?;
+    let mut nats = NatsServer::start().await?;
+    let cert = cert()?;
+    let host = registry.host_port();
+    let setup = Setup::start_with(
+        &host,
+        &cert,
+        Some(&nats),
+        free_port()?,
+        false,
+        &["--event-max-deliver", "3", "--registry-timeout-secs", "1"],
+    )
+    .await?;
+    let (image, _) = push_signed(&registry, "faults/app", &cert).await?;
+    let push = acr_event("push", &host, "faults/app", &image.digest, Some("v1"));
+
+    // NATS down: the receiver cannot store the event and says so (ACR / Event Grid retry).
+    nats.kill();
+    let (status, body) = setup.post("acr", push.clone(), Some(&bearer())).await?;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("JetStream"),
+        "{body}"
+    );
+    // Back up: the sender's retry is accepted and applied.
+    nats.restart().await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, _) = setup.post("acr", push.clone(), Some(&bearer())).await?;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {status} after NATS came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    setup
+        .wait_counter("verdict_push_verifications_total", "result=\"allow\"", 1.0)
+        .await?;
+
+    // Registry down while an event is processed: Nak with backoff, success once it is back.
+    let (second, _) = push_signed(&registry, "faults/second", &cert).await?;
+    registry.stop();
+    let (status, _) = setup
+        .post(
+            "acr",
+            acr_event("push", &host, "faults/second", &second.digest, Some("v1")),
+            Some(&bearer()),
+        )
+        .await?;
+    assert_eq!(status, 200);
+    setup
+        .wait_counter("verdict_events_processed_total", "result=\"retried\"", 1.0)
+        .await?;
+    registry.restart().await?;
+    setup
+        .wait_counter("verdict_push_verifications_total", "result=\"allow\"", 2.0)
+        .await?;
+    let reference = format!("{host}/faults/second@{}", second.digest);
+    assert!(setup.allowed(&reference).await?);
+
+    // A manifest that does not exist: a definitive failure, dead-lettered at once.
+    let missing = format!("sha256:{}", "0".repeat(64));
+    setup
+        .post(
+            "acr",
+            acr_event("push", &host, "faults/app", &missing, Some("v9")),
+            Some(&bearer()),
+        )
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stream_messages(&nats, "VERDICT_DEAD_LETTERS").await? < 1 {
+        assert!(Instant::now() < deadline, "{}", setup.server.log_tail());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A registry that never answers: after max_deliver (3) deliveries the event goes to the
+    // dead-letter stream, with its reason, and leaves the work queue.
+    let gone = format!("127.0.0.1:{}", free_port()?);
+    setup
+        .post(
+            "acr",
+            acr_event("push", &gone, "faults/gone", &image.digest, Some("v1")),
+            Some(&bearer()),
+        )
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stream_messages(&nats, "VERDICT_DEAD_LETTERS").await? < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no dead letter; log:\n{}",
+            setup.server.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(stream_messages(&nats, "VERDICT_EVENTS").await?, 0);
+    assert!(
+        setup
+            .server
+            .log_tail()
+            .contains("gave up after 3 deliveries"),
+        "{}",
+        setup.server.log_tail()
     );
     Ok(())
 }

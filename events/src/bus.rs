@@ -110,6 +110,7 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
 /// JetStream as the event bus and the workers' queue.
 #[derive(Clone)]
 pub struct JetStream {
+    client: async_nats::Client,
     js: jetstream::Context,
     config: Arc<JetStreamConfig>,
 }
@@ -133,7 +134,8 @@ impl JetStream {
             .await
             .map_err(|e| unavailable(&format!("connecting to {}", config.url), e))?;
         Ok(JetStream {
-            js: jetstream::new(client),
+            js: jetstream::new(client.clone()),
+            client,
             config: Arc::new(config),
         })
     }
@@ -489,6 +491,13 @@ fn one_line(s: &str) -> String {
 #[async_trait]
 impl EventBus for JetStream {
     async fn publish(&self, event: &RegistryEvent) -> Result<(), Error> {
+        // Disconnected: say so now rather than after the publish timeout (the sender retries).
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(unavailable(
+                "publishing",
+                format!("not connected to {}", self.config.url),
+            ));
+        }
         let publish = jetstream::message::PublishMessage::build()
             .payload(event.to_json().into())
             .message_id(&event.id);
