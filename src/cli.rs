@@ -52,6 +52,12 @@ pub enum Command {
     /// bundle that is not a Sigstore bundle, bad flags).
     VerifyBlob(VerifyBlobArgs),
 
+    /// Pre-verify existing images: one tag or digest, or every tag of a repository
+    /// (`REGISTRY/REPO`). With --nats-url, hand them to the running servers' workers instead.
+    ///
+    /// Exit status: 0 all allowed (or queued), 1 some denied, 2 some without a verdict.
+    Scan(ScanArgs),
+
     /// Serve Gatekeeper's external-data API (Ratify-compatible) from the signed verdict store,
     /// verifying misses inline.
     Serve(Box<ServeArgs>),
@@ -120,6 +126,35 @@ pub struct VerifyBlobArgs {
     /// Output: lines for people, or the verification report as JSON.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// `registry/repo:tag`, `registry/repo@sha256:…`, or `registry/repo` for every tag.
+    pub target: String,
+
+    /// Ratify configuration: a YAML file or a directory of them.
+    #[arg(long, short = 'c', env = "VERDICT_CONFIG")]
+    pub config: PathBuf,
+
+    /// Verify as for pods in this namespace.
+    #[arg(long, short = 'n', env = "VERDICT_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Images verified at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+
+    /// Publish push events to this NATS JetStream (the servers' work queue) instead of verifying
+    /// here: the servers store the verdicts and every replica receives them.
+    #[arg(long, env = "VERDICT_NATS_URL")]
+    pub nats_url: Option<String>,
+
+    #[command(flatten)]
+    pub trust: TrustArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// Trust material that Ratify's resources have no field for (shared by `verify` and `serve`).

@@ -690,3 +690,76 @@ async fn nats_and_registry_outages_are_retried_and_hopeless_events_dead_lettered
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn scan_verifies_every_tag_here_or_hands_them_to_the_servers() -> Result<()> {
+    let registry = DockerRegistry::start().await?;
+    let nats = NatsServer::start().await?;
+    let cert = cert()?;
+    let host = registry.host_port();
+    let client = registry.client();
+    for tag in ["v1", "v2"] {
+        let image = client.push_image("scan/app", tag).await?;
+        push_notation_signature(&client, "scan/app", &image, &cert).await?;
+    }
+    let unsigned = client.push_image("scan/app", "unsigned").await?;
+    let config = tempfile::tempdir()?;
+    std::fs::write(config.path().join("ratify.yaml"), ratify_config(&cert))?;
+    let config_dir = config.path().display().to_string();
+    let target = format!("{host}/scan/app");
+
+    // Here: every tag verified, the unsigned one denied (exit 1); the sha256-… tag-schema
+    // indexes are not images.
+    let (code, out, err) = verdict_testkit::process::run_to_end(
+        env!("CARGO_BIN_EXE_verdict"),
+        &[
+            "scan",
+            &target,
+            "--config",
+            &config_dir,
+            "--plain-http",
+            &host,
+        ],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("3 image(s)"), "{err}");
+    assert!(
+        out.contains("allowed: 2") && out.contains("denied:  1"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{host}/scan/app:unsigned")), "{out}");
+
+    // Through NATS: the running server's workers verify and store; its lookups are hits.
+    let setup = Setup::start(&host, &cert, Some(&nats), free_port()?, false).await?;
+    let (code, out, err) = verdict_testkit::process::run_to_end(
+        env!("CARGO_BIN_EXE_verdict"),
+        &[
+            "scan",
+            &target,
+            "--config",
+            &config_dir,
+            "--plain-http",
+            &host,
+            "--nats-url",
+            &nats.url(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("queued:  3"), "{out}");
+    setup
+        .wait_counter("verdict_push_verifications_total", "", 3.0)
+        .await?;
+    assert!(setup.allowed(&format!("{target}:v1")).await?);
+    assert!(
+        !setup
+            .allowed(&format!("{target}@{}", unsigned.digest))
+            .await?
+    );
+    assert_eq!(
+        setup
+            .counter("verdict_inline_verifications_total", "")
+            .await?,
+        0.0
+    );
+    Ok(())
+}

@@ -4,6 +4,7 @@ mod config;
 mod events;
 mod push;
 mod registry;
+mod scan;
 mod serve;
 mod verify;
 mod verify_blob;
@@ -22,6 +23,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Config(ConfigCommand::Check(args)) => config::check(&args),
         Command::Verify(args) => verify::run(&args),
         Command::VerifyBlob(args) => verify_blob::run(&args),
+        Command::Scan(args) => scan::run(&args),
         Command::Serve(args) => serve::run(&args),
     }
 }

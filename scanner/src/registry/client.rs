@@ -341,6 +341,66 @@ impl RegistryClient {
         .await
     }
 
+    /// The tags of `repo` (`GET /v2/<name>/tags/list`, following `Link` pages of 1,000), at
+    /// most `max`; the second value is true when there were more.
+    pub async fn list_tags(
+        &self,
+        repo: &Repository,
+        max: usize,
+    ) -> Result<(Vec<String>, bool), RegistryError> {
+        let what = format!("tags of {repo}");
+        let what = what.as_str();
+        let mut tags = Vec::new();
+        let mut next = Some(self.url(repo, "tags/list?n=1000")?);
+        while let Some(url) = next.take() {
+            let page = self
+                .with_deadline(repo, what, |deadline| {
+                    let url = url.clone();
+                    async move {
+                        let call = Call {
+                            repo,
+                            method: Method::GET,
+                            url: url.clone(),
+                            accept: &["application/json"],
+                            what,
+                            pass: &[],
+                        };
+                        let resp = self.transport.send(&call, deadline).await?;
+                        let link = resp
+                            .headers()
+                            .get(reqwest::header::LINK)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| {
+                                v.split_once('<')?
+                                    .1
+                                    .split_once('>')
+                                    .map(|(u, _)| u.to_owned())
+                            });
+                        let bytes =
+                            read_capped(resp, 16 * 1024 * 1024, what, repo.registry()).await?;
+                        let list: TagList = serde_json::from_slice(&bytes).map_err(|e| {
+                            RegistryError::InvalidResponse {
+                                registry: repo.registry().to_string(),
+                                what: what.to_string(),
+                                reason: format!("not a tag list: {e}"),
+                            }
+                        })?;
+                        let next = link.and_then(|l| url.join(&l).ok());
+                        Ok((list.tags.unwrap_or_default(), next))
+                    }
+                })
+                .await?;
+            tags.extend(page.0);
+            if tags.len() >= max {
+                let more = tags.len() > max || page.1.is_some();
+                tags.truncate(max);
+                return Ok((tags, more));
+            }
+            next = page.1;
+        }
+        Ok((tags, false))
+    }
+
     /// Fetches a manifest by digest, capped at `max_manifest_bytes` and verified against `digest`.
     pub async fn fetch_manifest(
         &self,
@@ -532,4 +592,9 @@ mod tests {
         assert_eq!(p.backoff(4), Duration::from_millis(1750));
         assert_eq!(p.backoff(40), Duration::from_millis(1750));
     }
+}
+
+#[derive(serde::Deserialize)]
+struct TagList {
+    tags: Option<Vec<String>>,
 }
