@@ -37,7 +37,9 @@ async fn demo_allows_the_signed_image_and_denies_the_unsigned_one() {
         outcome.unsigned.reason
     );
     assert!(
-        transcript.contains("pod/demo-signed created")
+        transcript.contains("verdict verified both images on push")
+            && transcript.contains("# 0 inline verification(s) at admission")
+            && transcript.contains("pod/demo-signed created")
             && transcript.contains("Error from server (Forbidden)")
             && transcript.contains("Subject failed verification"),
         "{transcript}"

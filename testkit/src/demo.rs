@@ -1,6 +1,7 @@
 //! `make demo`: Verdict's main job end to end on one machine. A real docker-registry holds a
-//! Notation-signed image and an unsigned one; Ratify CRs trust the signing certificate; a real
-//! `verdict serve` answers Gatekeeper's external-data request for each, the way
+//! Notation-signed image and an unsigned one and notifies a real `verdict serve` of each push
+//! (verify on push: the verdicts are made before anyone asks); Ratify CRs trust the signing
+//! certificate; Verdict then answers Gatekeeper's external-data request for each, the way
 //! `kubectl run demo-signed` / `demo-unsigned` would trigger it in a cluster.
 
 use std::path::Path;
@@ -11,8 +12,9 @@ use serde_json::Value;
 
 use crate::notation::push_notation_signature;
 use crate::pki::{CertBuilder, KeyAlg, TestCert};
+use crate::process::free_port;
 use crate::ratify::{NotationVerifier, inline_kmp_yaml};
-use crate::registry::DockerRegistry;
+use crate::registry::{DockerRegistry, NotificationEndpoint};
 pub use crate::serve::default_verdict_bin;
 use crate::serve::{ServeOptions, VERIFY_V1, VerdictServer};
 
@@ -98,8 +100,20 @@ pub fn ratify_config(cert: &TestCert) -> String {
 /// to `say`. Everything it starts (docker-registry, verdict) and every temp dir is gone when it
 /// returns or when the future is dropped.
 pub async fn run(verdict_bin: &Path, mut say: impl FnMut(&str)) -> Result<DemoOutcome> {
-    say("# starting a local registry (docker-registry)");
-    let registry = DockerRegistry::start().await?;
+    // Verify on push: docker-registry notifies Verdict's event receiver of every push, so by
+    // the time Gatekeeper asks, the verdicts are made.
+    let secret_dir = tempfile::Builder::new().prefix("verdict-demo-").tempdir()?;
+    let secret_file = secret_dir.path().join("webhook.secret");
+    std::fs::write(&secret_file, DEMO_WEBHOOK_SECRET)?;
+    let events = format!("127.0.0.1:{}", free_port()?);
+    say("# starting a local registry (docker-registry) that notifies Verdict of every push");
+    let registry = DockerRegistry::builder()
+        .notification(
+            NotificationEndpoint::new("verdict", &format!("http://{events}/events/registry"))
+                .header("Authorization", &format!("Bearer {DEMO_WEBHOOK_SECRET}")),
+        )
+        .start()
+        .await?;
     let host = registry.host_port();
     let client = registry.client();
 
@@ -111,6 +125,27 @@ pub async fn run(verdict_bin: &Path, mut say: impl FnMut(&str)) -> Result<DemoOu
         .self_signed()
         .context("generating the demo signing certificate")?;
 
+    let mut verdict = VerdictServer::start(
+        ServeOptions::new(verdict_bin, ratify_config(&cert))
+            .plain_http(&host)
+            .args(["--events-listen", &events, "--events-plain-http"])
+            .args([
+                std::ffi::OsStr::new("--webhook-secret-file"),
+                secret_file.as_os_str(),
+            ]),
+    )
+    .await?;
+    say(&format!(
+        "# Ratify CRs ({KMP_NAME}, {VERIFIER_NAME}) written to {}",
+        verdict.config_file().display()
+    ));
+    say(&format!(
+        "# started verdict serve (Gatekeeper API https://{}, registry events http://{events}/events/registry, ops http://{})",
+        verdict.listen(),
+        verdict.ops()
+    ));
+
+    let pushing = std::time::Instant::now();
     let (repo, tag) = SIGNED_IMAGE;
     let signed = client
         .push_image(repo, tag)
@@ -130,21 +165,13 @@ pub async fn run(verdict_bin: &Path, mut say: impl FnMut(&str)) -> Result<DemoOu
         "# pushed {host}/{urepo}:{utag} ({}) without a signature",
         unsigned.digest
     ));
-
-    let mut verdict = VerdictServer::start(
-        ServeOptions::new(verdict_bin, ratify_config(&cert)).plain_http(&host),
-    )
-    .await?;
+    // Four manifest pushes: two images, the signature, the signature's tag-schema index.
+    let applied = wait_for_events(&verdict, 4.0).await?;
     say(&format!(
-        "# Ratify CRs ({KMP_NAME}, {VERIFIER_NAME}) written to {}",
-        verdict.config_file().display()
+        "# verdict verified both images on push ({applied} registry events applied {} ms after the first push began)",
+        pushing.elapsed().as_millis()
     ));
-    say(&format!(
-        "# started verdict serve (Gatekeeper API https://{}, ops http://{})",
-        verdict.listen(),
-        verdict.ops()
-    ));
-    say("# verdict is ready; asking it what Gatekeeper would ask for each pod\n");
+    say("# asking it what Gatekeeper would ask for each pod\n");
 
     let mut verdicts = Vec::new();
     for (pod, (repo, tag)) in [
@@ -162,12 +189,48 @@ pub async fn run(verdict_bin: &Path, mut say: impl FnMut(&str)) -> Result<DemoOu
         say("");
         verdicts.push(verdict_for_pod);
     }
+    let inline = counter(&verdict, "verdict_inline_verifications_total").await?;
+    say(&format!(
+        "# {} inline verification(s) at admission: both answers came from verdicts made on push",
+        inline as u64
+    ));
     verdict.terminate(Duration::from_secs(5));
     drop(registry);
 
     let unsigned = verdicts.pop().context("no verdict for demo-unsigned")?;
     let signed = verdicts.pop().context("no verdict for demo-signed")?;
     Ok(DemoOutcome { signed, unsigned })
+}
+
+/// The webhook secret of the demo's registry notifications.
+const DEMO_WEBHOOK_SECRET: &str = "verdict-demo-webhook-secret";
+
+/// The sum of a counter's series on `verdict`'s metrics endpoint.
+async fn counter(verdict: &VerdictServer, name: &str) -> Result<f64> {
+    let text = verdict.metrics().await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .fold(0.0, |a, b| a + b))
+}
+
+/// Waits until `verdict` has applied `events` registry events (30 s at most).
+async fn wait_for_events(verdict: &VerdictServer, events: f64) -> Result<f64> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let applied = counter(verdict, "verdict_events_processed_total").await?;
+        if applied >= events {
+            return Ok(applied);
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!(
+                "verdict applied {applied} of {events} registry events within 30 s; its log:\n{}",
+                verdict.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Gatekeeper's reading of a ProviderResponse for one key (fail closed: anything but an item
