@@ -361,6 +361,11 @@ pub struct EventArgs {
     /// to the dead-letter stream.
     #[arg(long, env = "VERDICT_EVENT_MAX_DELIVER", default_value_t = 8)]
     pub event_max_deliver: i64,
+
+    /// Seconds without a sign of life from the worker holding an event before JetStream hands it
+    /// to another (workers signal progress every half of it while they verify).
+    #[arg(long, env = "VERDICT_EVENT_ACK_WAIT_SECS", default_value_t = 60)]
+    pub event_ack_wait_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]

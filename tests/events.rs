@@ -763,3 +763,60 @@ async fn scan_verifies_every_tag_here_or_hands_them_to_the_servers() -> Result<(
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_worker_killed_mid_verification_leaves_the_event_to_be_redelivered_once() -> Result<()> {
+    let mut registry = DockerRegistry::start().await?;
+    let nats = NatsServer::start().await?;
+    let cert = cert()?;
+    let host = registry.host_port();
+    let mut setup = Setup::start_with(
+        &host,
+        &cert,
+        Some(&nats),
+        free_port()?,
+        false,
+        &["--event-ack-wait-secs", "2"],
+    )
+    .await?;
+    let (image, _) = push_signed(&registry, "killed/app", &cert).await?;
+    // The registry is down, so the worker is stuck retrying when the process is killed.
+    registry.stop();
+    let (status, _) = setup
+        .post(
+            "acr",
+            acr_event("push", &host, "killed/app", &image.digest, Some("v1")),
+            Some(&bearer()),
+        )
+        .await?;
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !setup.server.log_tail().contains("killed/app") {
+        assert!(Instant::now() < deadline, "{}", setup.server.log_tail());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    setup.server.kill();
+    registry.restart().await?;
+    setup.server.restart().await?;
+    // JetStream redelivers after ack_wait (2 s); the restarted worker stores it once.
+    setup
+        .wait_counter("verdict_push_verifications_total", "result=\"allow\"", 1.0)
+        .await?;
+    let reference = format!("{host}/killed/app@{}", image.digest);
+    assert!(setup.allowed(&reference).await?);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        setup
+            .counter("verdict_push_verifications_total", "")
+            .await?,
+        1.0
+    );
+    assert_eq!(setup.counter("verdict_store_entries", "").await?, 1.0);
+    assert_eq!(
+        setup
+            .counter("verdict_inline_verifications_total", "")
+            .await?,
+        0.0
+    );
+    Ok(())
+}

@@ -325,7 +325,21 @@ impl JetStream {
             }
         };
         let span = info_span!("registry_event", id = %event.id, action = event.action.as_str(), repository = %event.repository, delivered);
-        let result = handler.handle(&event).instrument(span).await;
+        // Tell JetStream the event is still being worked on, so a slow verification is not
+        // redelivered to another worker while this one runs; a worker that dies stops doing so
+        // and the event is redelivered after ack_wait.
+        let work = handler.handle(&event).instrument(span);
+        tokio::pin!(work);
+        let mut heartbeat = tokio::time::interval((self.config.ack_wait / 2).max(Duration::from_millis(200)));
+        heartbeat.tick().await;
+        let result = loop {
+            tokio::select! {
+                r = &mut work => break r,
+                _ = heartbeat.tick() => {
+                    let _ = message.ack_with(AckKind::Progress).await;
+                }
+            }
+        };
         match result {
             Ok(label) => {
                 m::processed(label);

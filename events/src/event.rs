@@ -1,6 +1,7 @@
 //! The one registry event every receiver produces and every worker consumes, whatever format it
 //! arrived in (ACR webhook, Event Grid, CloudEvents, distribution notification).
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use verdict_scanner::registry::{Digest, ImageReference, Repository};
 
@@ -41,6 +42,8 @@ pub struct RegistryEvent {
     pub media_type: Option<String>,
     /// Which receiver format it came from (`acr`, `eventgrid`, `cloudevents`, `registry`).
     pub source: String,
+    /// When a receiver accepted it (the start of "push event → verdict visible").
+    pub received_at: Option<DateTime<Utc>>,
 }
 
 /// The JSON shape of [`RegistryEvent`] on the bus (plain strings, parsed again on receipt).
@@ -57,6 +60,8 @@ struct Wire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     media_type: Option<String>,
     source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    received_at: Option<DateTime<Utc>>,
 }
 
 impl RegistryEvent {
@@ -98,6 +103,7 @@ impl RegistryEvent {
             tag: self.tag.clone(),
             media_type: self.media_type.clone(),
             source: self.source.clone(),
+            received_at: self.received_at,
         };
         serde_json::to_vec(&wire).unwrap_or_default()
     }
@@ -119,6 +125,7 @@ impl RegistryEvent {
             tag: w.tag,
             media_type: w.media_type,
             source: w.source,
+            received_at: w.received_at,
         })
     }
 }
@@ -153,6 +160,7 @@ mod tests {
             tag: Some("v1".into()),
             media_type: None,
             source: "acr".into(),
+            received_at: Some(Utc::now()),
         }
     }
 

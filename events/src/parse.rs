@@ -109,6 +109,7 @@ fn manifest_event(
         tag: str_at(v, &["target", "tag"]).map(str::to_owned),
         media_type: str_at(v, &["target", "mediaType"]).map(str::to_owned),
         source: format.as_str().to_owned(),
+        received_at: None,
     })
 }
 

@@ -195,7 +195,7 @@ impl Receiver {
             }
         };
         let Parsed {
-            events,
+            mut events,
             ignored,
             validation_code,
         } = match parsed {
@@ -209,6 +209,10 @@ impl Receiver {
         if let Some(code) = validation_code {
             m::received(label, "validation", 1);
             return Reply::Validation(code);
+        }
+        let now = chrono::Utc::now();
+        for event in &mut events {
+            event.received_at = Some(now);
         }
         for event in &events {
             if let Err(e) = self.bus.publish(event).await {

@@ -44,6 +44,7 @@ pub async fn start(
         Some(url) => {
             let mut config = JetStreamConfig::new(url);
             config.max_deliver = args.event_max_deliver.max(1);
+            config.ack_wait = std::time::Duration::from_secs(args.event_ack_wait_secs.max(1));
             let js = JetStream::connect(config)
                 .await
                 .with_context(|| format!("cannot use NATS at {url}"))?;

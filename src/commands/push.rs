@@ -18,6 +18,10 @@ use verdict_scanner::store::{
 };
 use verdict_scanner::subject::SubjectKey;
 
+/// Histogram: seconds from a receiver accepting a push event to its verdict being stored here
+/// (and published to the other replicas).
+pub const EVENT_TO_VERDICT: &str = "verdict_event_to_verdict_seconds";
+
 /// The store marker holding the last verdict-stream sequence this replica applied.
 pub const APPLIED_MARKER: &str = "verdict-stream";
 
@@ -159,11 +163,25 @@ impl EventHandler for PushHandler {
                 let key = SubjectKey::new(None, repository.clone(), target);
                 let verdict = self.service.refresh(&key).await.map_err(failed)?;
                 let result = verdict.result();
-                tracing::info!(subject = %key, allowed = result.is_success, "verified on push");
+                let allowed = result.is_success;
+                let subject = key.to_string();
                 // Denies too: another replica must drop an allow it holds, and this one's own
                 // copy of the message must not erase the deny it just stored.
                 self.replicate(Replicated::Put(key, StoredVerdict::new(result.clone())))
                     .await?;
+                // Push event accepted → verdict stored here and published to the replicas.
+                let seconds = event
+                    .received_at
+                    .map(|at| (chrono::Utc::now() - at).as_seconds_f64().max(0.0));
+                if let Some(s) = seconds {
+                    metrics::histogram!(EVENT_TO_VERDICT).record(s);
+                }
+                tracing::info!(
+                    subject,
+                    allowed,
+                    latency_ms = seconds.map(|s| (s * 100_000.0).round() / 100.0),
+                    "verified on push"
+                );
                 Ok(label)
             }
         }

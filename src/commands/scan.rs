@@ -89,6 +89,7 @@ async fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
                     tag: image.tag().map(str::to_owned),
                     media_type: None,
                     source: "scan".into(),
+                    received_at: Some(Utc::now()),
                 };
                 match js.publish(&event).await {
                     Ok(()) => summary.queued += 1,
