@@ -234,7 +234,6 @@ async fn run(args: Args) -> Result<()> {
     );
 
     let mut latencies = latencies;
-    let mut inline_ms = inline_ms;
     let result = json!({
         "images": args.images,
         "rate_per_s": args.rate,
