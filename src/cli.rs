@@ -320,6 +320,14 @@ pub struct ServeArgs {
     pub registry: RegistryArgs,
 }
 
+/// A part of `verdict serve` (`--roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    Api,
+    Events,
+    Worker,
+}
+
 /// Verify on push: the registry-event receivers and the workers behind them.
 #[derive(Debug, Args)]
 pub struct EventArgs {
@@ -352,6 +360,13 @@ pub struct EventArgs {
     /// durability (single node).
     #[arg(long, env = "VERDICT_NATS_URL")]
     pub nats_url: Option<String>,
+
+    /// What this process does: `api` (follow the verdict stream into the local store, for the
+    /// replicas Gatekeeper's Service points at; the HTTPS API itself is always served), `events`
+    /// (the receivers, with --events-listen), `worker` (verify events from the work queue).
+    /// Splitting them needs --nats-url.
+    #[arg(long, env = "VERDICT_ROLES", value_enum, value_delimiter = ',', default_values_t = [Role::Api, Role::Events, Role::Worker])]
+    pub roles: Vec<Role>,
 
     /// Events verified at once by this process's workers.
     #[arg(long, env = "VERDICT_EVENT_WORKERS", default_value_t = 8)]

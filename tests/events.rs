@@ -489,11 +489,12 @@ async fn two_replicas_on_one_nats_answer_a_pushed_image_from_their_own_stores() 
         &["--verdict-key", &key_arg],
     )
     .await?;
-    // Replica B: no receivers; it shares the work queue and follows the verdict stream.
+    // Replica B: an API replica only (--roles api): it follows the verdict stream, takes no work.
     let mut b = VerdictServer::start(
         ServeOptions::new(env!("CARGO_BIN_EXE_verdict"), ratify_config(&cert))
             .plain_http(&host)
-            .args(["--nats-url", &nats.url(), "--verdict-key", &key_arg]),
+            .args(["--nats-url", &nats.url(), "--verdict-key", &key_arg])
+            .args(["--roles", "api"]),
     )
     .await?;
     let (image, _) = push_signed(&registry, "replicas/app", &cert).await?;
@@ -517,6 +518,11 @@ async fn two_replicas_on_one_nats_answer_a_pushed_image_from_their_own_stores() 
     let reference = format!("{host}/replicas/app@{}", image.digest);
     assert!(a.allowed(&reference).await?);
     assert_eq!(b.verify_one(&reference).await?, Ok(true));
+    assert_eq!(
+        counter(&b, "verdict_events_processed_total", "").await?,
+        0.0,
+        "an api-only replica takes no work"
+    );
     for (name, server) in [("A", &a.server), ("B", &b)] {
         assert_eq!(
             counter(server, "verdict_inline_verifications_total", "").await?,
@@ -819,4 +825,48 @@ async fn a_worker_killed_mid_verification_leaves_the_event_to_be_redelivered_onc
         0.0
     );
     Ok(())
+}
+
+#[test]
+fn split_roles_need_nats_and_the_receivers_need_the_events_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ratify.yaml");
+    std::fs::write(&config, ratify_config(&cert().unwrap())).unwrap();
+    let config = config.display().to_string();
+    let data = dir.path().join("data").display().to_string();
+    let listen = format!("127.0.0.1:{}", free_port().unwrap());
+    let ops = format!("127.0.0.1:{}", free_port().unwrap());
+    let base = [
+        "serve",
+        "--config",
+        &config,
+        "--data-dir",
+        &data,
+        "--listen",
+        &listen,
+        "--ops-listen",
+        &ops,
+    ];
+    for (extra, says) in [
+        (vec!["--roles", "worker"], "add --nats-url"),
+        (
+            vec![
+                "--roles",
+                "api,worker",
+                "--events-listen",
+                "127.0.0.1:1",
+                "--nats-url",
+                "nats://127.0.0.1:1",
+            ],
+            "does not include `events`",
+        ),
+        (vec!["--roles", "gatekeeper"], "invalid value 'gatekeeper'"),
+    ] {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(extra);
+        let (code, out, err) =
+            verdict_testkit::process::run_to_end(env!("CARGO_BIN_EXE_verdict"), &args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }

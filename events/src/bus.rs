@@ -330,7 +330,8 @@ impl JetStream {
         // and the event is redelivered after ack_wait.
         let work = handler.handle(&event).instrument(span);
         tokio::pin!(work);
-        let mut heartbeat = tokio::time::interval((self.config.ack_wait / 2).max(Duration::from_millis(200)));
+        let mut heartbeat =
+            tokio::time::interval((self.config.ack_wait / 2).max(Duration::from_millis(200)));
         heartbeat.tick().await;
         let result = loop {
             tokio::select! {

@@ -15,7 +15,7 @@ use verdict_scanner::registry::RegistryClient;
 use verdict_scanner::store::{VerdictSigner, VerdictStore};
 
 use super::push::{APPLIED_MARKER, PushHandler, ReplicaSink, Replication};
-use crate::cli::EventArgs;
+use crate::cli::{EventArgs, Role};
 
 /// Queue capacity of the in-process bus (single-node mode).
 const IN_PROCESS_CAPACITY: usize = 10_000;
@@ -37,6 +37,19 @@ pub async fn start(
     parts: Parts,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Option<axum::Router>> {
+    let has = |r: Role| args.roles.contains(&r);
+    if args.events_listen.is_some() && !has(Role::Events) {
+        anyhow::bail!(
+            "--events-listen is set but --roles does not include `events`: add it, or drop --events-listen"
+        );
+    }
+    let all = has(Role::Api) && has(Role::Events) && has(Role::Worker);
+    if !all && args.nats_url.is_none() {
+        anyhow::bail!(
+            "--roles {:?} splits the work between processes, which share it only through NATS: add --nats-url (or use all three roles in one process)",
+            args.roles
+        );
+    }
     if args.events_listen.is_none() && args.nats_url.is_none() {
         return Ok(None);
     }
@@ -69,16 +82,26 @@ pub async fn start(
             ));
             let (workers, cancel) = (js.clone(), cancel.clone());
             let concurrency = args.event_workers;
+            let (follow, work) = (has(Role::Api), has(Role::Worker));
             tokio::spawn(async move {
                 if let Err(e) = workers.set_up(&cancel).await {
                     tracing::error!(error = %e, "registry events are not processed");
                     return;
                 }
-                tracing::info!(after = applied, "following the verdict stream");
-                tokio::join!(
-                    workers.follow_verdicts(applied, sink, cancel.clone()),
-                    workers.run_workers(handler, concurrency, cancel.clone()),
-                );
+                let following = async {
+                    if follow {
+                        tracing::info!(after = applied, "following the verdict stream");
+                        workers.follow_verdicts(applied, sink, cancel.clone()).await;
+                    }
+                };
+                let working = async {
+                    if work {
+                        workers
+                            .run_workers(handler, concurrency, cancel.clone())
+                            .await;
+                    }
+                };
+                tokio::join!(following, working);
             });
             Arc::new(js)
         }
