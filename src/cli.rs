@@ -228,6 +228,12 @@ pub struct ServeArgs {
     #[arg(long, env = "VERDICT_VERIFY_DEADLINE_MS", default_value_t = 2800)]
     pub verify_deadline_ms: u64,
 
+    /// Seconds a tag → digest answer is reused (from a push event, or a registry HEAD) before
+    /// the registry is asked again; 0 asks every time. Bounds how long a tag moved without a
+    /// push event reaching Verdict still resolves to the previous digest.
+    #[arg(long, env = "VERDICT_TAG_TTL_SECS", default_value_t = 30)]
+    pub tag_ttl_secs: u64,
+
     /// Most keys accepted in one request.
     #[arg(long, env = "VERDICT_MAX_REQUEST_KEYS", default_value_t = 1000)]
     pub max_request_keys: usize,

@@ -276,7 +276,43 @@ async fn an_acr_push_webhook_over_jetstream_makes_the_first_lookup_a_hit() -> Re
         "a duplicate event id was applied once"
     );
 
+    // A tag moved by a push: the event updates the tag map at once, so a lookup by tag follows
+    // it immediately instead of reusing the earlier answer for --tag-ttl-secs.
+    let by_tag = format!("{host}/events/moving:v1");
+    let first = client.push_image("events/moving", "v1").await?;
+    push_notation_signature(&client, "events/moving", &first, &cert).await?;
+    setup
+        .post(
+            "acr",
+            acr_event("push", &host, "events/moving", &first.digest, Some("v1")),
+            Some(&bearer()),
+        )
+        .await?;
+    setup
+        .wait_counter("verdict_push_verifications_total", "result=\"allow\"", 3.0)
+        .await?;
+    assert!(setup.allowed(&by_tag).await?, "v1 is the signed image");
+    let moved = client.push_image("events/moving", "v1").await?;
+    assert_ne!(moved.digest, first.digest);
+    setup
+        .post(
+            "acr",
+            acr_event("push", &host, "events/moving", &moved.digest, Some("v1")),
+            Some(&bearer()),
+        )
+        .await?;
+    setup
+        .wait_counter("verdict_push_verifications_total", "result=\"deny\"", 2.0)
+        .await?;
+    assert!(
+        !setup.allowed(&by_tag).await?,
+        "v1 now names the unsigned image, and the lookup follows it"
+    );
+
     // A delete event forgets the verdict: the next lookup verifies inline again.
+    let inline_before = setup
+        .counter("verdict_inline_verifications_total", "")
+        .await?;
     let (status, _) = setup
         .post(
             "acr",
@@ -293,7 +329,7 @@ async fn an_acr_push_webhook_over_jetstream_makes_the_first_lookup_a_hit() -> Re
         setup
             .counter("verdict_inline_verifications_total", "")
             .await?,
-        1.0,
+        inline_before + 1.0,
         "after the delete event the verdict was gone"
     );
     Ok(())
@@ -553,9 +589,12 @@ async fn two_replicas_on_one_nats_answer_a_pushed_image_from_their_own_stores() 
     .await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        counter(&b, "verdict_replica_messages_total", "").await?,
-        1.0,
-        "after the restart B applied only what it had missed"
+        (
+            counter(&b, "verdict_replica_messages_total", "result=\"applied\"").await?,
+            counter(&b, "verdict_replica_messages_total", "").await?
+        ),
+        (1.0, 2.0),
+        "after the restart B applied only what it had missed: the verdict and the tag"
     );
     let second_ref = format!("{host}/replicas/second@{}", second.digest);
     assert_eq!(b.verify_one(&second_ref).await?, Ok(true));

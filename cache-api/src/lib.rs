@@ -9,7 +9,8 @@
 //!   blocking pool), then inline verification (deadline, single-flight, bounded per registry).
 //! - [`cache`]: the [`VerdictCache`] trait and [`ServedVerdict`]; [`store_cache`]: the signed
 //!   sled store behind it, with [`verdict_map`]'s bounded memory maps in front.
-//! - [`verification`]: the miss path's ports and the scanner behind them.
+//! - [`verification`]: the miss path's ports and the scanner behind them; [`tag_map`]: tag →
+//!   digest answers for a bounded time, fed by push events and HEAD answers.
 //! - [`error`]: the one [`Error`] type (startup, whole-request and per-key failures).
 //! - [`tls`]: rustls server configuration (aws-lc-rs, TLS 1.3 only) reloaded from PEM files.
 //! - [`ops`]: health, readiness and Prometheus metrics; [`upkeep`]: store sweeps.
@@ -24,6 +25,7 @@ pub mod server;
 pub mod service;
 mod single_flight;
 pub mod store_cache;
+pub mod tag_map;
 pub mod tls;
 pub mod upkeep;
 pub mod verdict_map;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use verdict_cache_api::VerdictService;
+use verdict_cache_api::tag_map::TagMap;
 use verdict_events::{
     EventBus, EventHandler, InProcessBus, JetStream, JetStreamConfig, Receiver, ReceiverConfig,
     Secret, announce,
@@ -27,6 +28,8 @@ pub struct Parts {
     pub store: Arc<dyn VerdictStore>,
     /// The verdict key (replicas seal and check verdict-stream messages with it).
     pub signer: Arc<VerdictSigner>,
+    /// The tag map the service's resolver reads; push events update it.
+    pub tags: Arc<TagMap>,
 }
 
 /// Starts the workers (and the bus they read) when events are configured, and with NATS the
@@ -71,10 +74,12 @@ pub async fn start(
                 service: parts.service.clone(),
                 signer: Arc::clone(&parts.signer),
                 store: parts.store,
+                tags: Arc::clone(&parts.tags),
             });
             let handler: Arc<dyn EventHandler> = Arc::new(PushHandler::new(
                 parts.service,
                 parts.registry,
+                parts.tags,
                 Some(Replication {
                     stream: js.clone(),
                     signer: parts.signer,
@@ -107,8 +112,12 @@ pub async fn start(
         }
         None => {
             let (bus, rx) = InProcessBus::new(IN_PROCESS_CAPACITY);
-            let handler: Arc<dyn EventHandler> =
-                Arc::new(PushHandler::new(parts.service, parts.registry, None));
+            let handler: Arc<dyn EventHandler> = Arc::new(PushHandler::new(
+                parts.service,
+                parts.registry,
+                parts.tags,
+                None,
+            ));
             tokio::spawn(InProcessBus::run_workers(
                 rx,
                 handler,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sha2::Digest as _;
 use verdict_cache_api::VerdictService;
+use verdict_cache_api::tag_map::TagMap;
 use verdict_events::{Action, EventHandler, HandlerError, JetStream, RegistryEvent, VerdictSink};
 use verdict_scanner::registry::{Digest, ImageReference, RegistryClient, Repository};
 use verdict_scanner::store::{
@@ -35,7 +36,7 @@ impl Replication {
     async fn publish(&self, change: &Replicated) -> Result<(), HandlerError> {
         let sealed = seal_replicated(&self.signer, change)
             .map_err(|e| HandlerError::definitive(e.to_string()))?;
-        let token = hex::encode(sha2::Sha256::digest(change.key().to_string().as_bytes()));
+        let token = hex::encode(sha2::Sha256::digest(change.key_text().as_bytes()));
         self.stream
             .publish_verdict(&token, sealed)
             .await
@@ -47,6 +48,7 @@ impl Replication {
 pub struct PushHandler {
     service: VerdictService,
     registry: RegistryClient,
+    tags: Arc<TagMap>,
     replication: Option<Replication>,
 }
 
@@ -54,11 +56,13 @@ impl PushHandler {
     pub fn new(
         service: VerdictService,
         registry: RegistryClient,
+        tags: Arc<TagMap>,
         replication: Option<Replication>,
     ) -> Self {
         PushHandler {
             service,
             registry,
+            tags,
             replication,
         }
     }
@@ -145,6 +149,7 @@ impl EventHandler for PushHandler {
                     return Ok("ignored");
                 };
                 let key = SubjectKey::new(None, repository.clone(), digest.clone());
+                self.tags.forget_digest(&key.reference(), digest);
                 self.service.forget(&key).await.map_err(failed)?;
                 self.replicate(Replicated::Remove(key)).await?;
                 Ok("removed")
@@ -158,7 +163,23 @@ impl EventHandler for PushHandler {
                     .await?
                 {
                     Some(subject) => (subject, "subject_verified"),
-                    None => (digest.clone(), "verified"),
+                    None => {
+                        // The tag map learns the push at once (contract 4), here and, through
+                        // the verdict stream, on every replica.
+                        if let Some(reference) = event
+                            .tag
+                            .as_deref()
+                            .and_then(|t| ImageReference::with_tag(repository.clone(), t).ok())
+                        {
+                            self.tags.record(&reference, digest);
+                            self.replicate(Replicated::Tag {
+                                reference,
+                                digest: digest.clone(),
+                            })
+                            .await?;
+                        }
+                        (digest.clone(), "verified")
+                    }
                 };
                 let key = SubjectKey::new(None, repository.clone(), target);
                 let verdict = self.service.refresh(&key).await.map_err(failed)?;
@@ -194,6 +215,7 @@ pub struct ReplicaSink {
     pub service: VerdictService,
     pub signer: Arc<VerdictSigner>,
     pub store: Arc<dyn VerdictStore>,
+    pub tags: Arc<TagMap>,
 }
 
 #[async_trait]
@@ -206,6 +228,10 @@ impl VerdictSink for ReplicaSink {
                 .await
                 .map(|()| "applied"),
             Ok(Replicated::Remove(key)) => self.service.forget(&key).await.map(|_| "removed"),
+            Ok(Replicated::Tag { reference, digest }) => {
+                self.tags.record(&reference, &digest);
+                Ok("tag")
+            }
             Err(reason) => {
                 tracing::warn!(
                     sequence,

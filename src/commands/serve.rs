@@ -10,6 +10,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use verdict_cache_api::config::Limits;
 use verdict_cache_api::store_cache::StoreVerdictCache;
+use verdict_cache_api::tag_map::{MappedTagResolver, TagMap};
 use verdict_cache_api::verification::{PipelineVerifier, RegistryTagResolver};
 use verdict_cache_api::{CacheApi, Config, Ops, Readiness, ServiceConfig, VerdictService};
 use verdict_scanner::store::{
@@ -17,6 +18,9 @@ use verdict_scanner::store::{
 };
 
 use crate::cli::ServeArgs;
+
+/// Tags remembered at most (tag → digest, each for --tag-ttl-secs).
+const TAG_MAP_CAPACITY: usize = 100_000;
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     // Before any worker thread exists: glibc gives each thread that allocates its own arena.
@@ -138,11 +142,18 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         args.memory_cache_entries,
         args.deny_cache_entries,
     ));
+    let tags = Arc::new(TagMap::new(
+        TAG_MAP_CAPACITY,
+        Duration::from_secs(args.tag_ttl_secs),
+    ));
     let service = VerdictService::new(
         config.service.clone(),
         cache.clone(),
         Arc::new(verifier),
-        Arc::new(RegistryTagResolver::new(registry.clone())),
+        Arc::new(MappedTagResolver::new(
+            Arc::clone(&tags),
+            Arc::new(RegistryTagResolver::new(registry.clone())),
+        )),
     )?;
 
     let cancel = CancellationToken::new();
@@ -165,6 +176,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             VerdictSigner::load(&key_path)
                 .with_context(|| format!("cannot load the verdict key {}", key_path.display()))?,
         ),
+        tags,
     };
     let mut api = CacheApi::bind(config, service, Ops::new(readiness, metrics)).await?;
     if let Some(router) = super::events::start(&args.events, parts, &cancel).await? {

@@ -4,13 +4,16 @@
 //!
 //! Form: `kind (1 byte) || len(key) (4 bytes, big-endian) || canonical key || sealed payload`,
 //! where the seal covers the replica domain, the kind and the key; `kind` 1 carries a verdict
-//! (the store's encoding), 2 removes the subject's verdict.
+//! (the store's encoding), 2 removes the subject's verdict, 3 says a tag (the key,
+//! `registry/repository:tag`) now points to a digest (the payload).
 
 use super::codec;
 use super::{MissReason, StoreError, StoredVerdict, SubjectKey, VerdictSigner};
+use crate::registry::{Digest, ImageReference};
 
 const KIND_PUT: u8 = 1;
 const KIND_REMOVE: u8 = 2;
+const KIND_TAG: u8 = 3;
 const DOMAIN: &[u8] = b"verdict-replica/v1\0";
 
 /// A change to replicate.
@@ -20,12 +23,19 @@ pub enum Replicated {
     Put(SubjectKey, StoredVerdict),
     /// Forget the subject's verdict (deleted, or no longer allowed).
     Remove(SubjectKey),
+    /// A tag was pushed: `reference` (with a tag, no digest) now points to `digest`.
+    Tag {
+        reference: ImageReference,
+        digest: Digest,
+    },
 }
 
 impl Replicated {
-    pub fn key(&self) -> &SubjectKey {
+    /// The text the message travels under (one verdict-stream subject per key).
+    pub fn key_text(&self) -> String {
         match self {
-            Replicated::Put(k, _) | Replicated::Remove(k) => k,
+            Replicated::Put(k, _) | Replicated::Remove(k) => k.to_string(),
+            Replicated::Tag { reference, .. } => reference.to_string(),
         }
     }
 }
@@ -40,13 +50,14 @@ fn bound_key(kind: u8, key: &str) -> Vec<u8> {
 
 /// Seals `change` with `signer` for the verdict stream.
 pub fn seal_replicated(signer: &VerdictSigner, change: &Replicated) -> Result<Vec<u8>, StoreError> {
-    let key = change.key().to_string();
+    let key = change.key_text();
     let (kind, payload) = match change {
         Replicated::Put(k, v) => (
             KIND_PUT,
             codec::encode_verdict(k, v).map_err(StoreError::Encode)?,
         ),
         Replicated::Remove(_) => (KIND_REMOVE, Vec::new()),
+        Replicated::Tag { digest, .. } => (KIND_TAG, digest.to_string().into_bytes()),
     };
     let sealed = codec::seal(signer, &bound_key(kind, &key), &payload);
     let mut out = Vec::with_capacity(5 + key.len() + sealed.len());
@@ -72,6 +83,17 @@ pub fn open_replicated(signer: &VerdictSigner, bytes: &[u8]) -> Result<Replicate
     let (key_bytes, sealed) = rest.split_at(len);
     let key_text = std::str::from_utf8(key_bytes).map_err(|_| MissReason::Corrupt)?;
     let payload = codec::unseal(signer, &bound_key(kind, key_text), sealed)?;
+    if kind == KIND_TAG {
+        let reference = ImageReference::parse(key_text).map_err(|_| MissReason::Corrupt)?;
+        let digest = std::str::from_utf8(payload)
+            .ok()
+            .and_then(|d| Digest::parse(d).ok())
+            .ok_or(MissReason::Corrupt)?;
+        if reference.tag().is_none() || reference.digest().is_some() {
+            return Err(MissReason::Corrupt);
+        }
+        return Ok(Replicated::Tag { reference, digest });
+    }
     let key = SubjectKey::parse(key_text).map_err(|_| MissReason::Corrupt)?;
     match kind {
         KIND_PUT => {
@@ -89,7 +111,7 @@ pub fn open_replicated(signer: &VerdictSigner, bytes: &[u8]) -> Result<Replicate
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{Digest, Repository};
+    use crate::registry::Repository;
     use crate::report::{ArtifactPolicy, VerificationResult};
     use crate::store::SignerKind;
 
@@ -119,6 +141,12 @@ mod tests {
         let put = Replicated::Put(key(1), verdict(&key(1)));
         let bytes = seal_replicated(&signer, &put).unwrap();
         assert_eq!(open_replicated(&signer, &bytes).unwrap(), put);
+        let tag = Replicated::Tag {
+            reference: ImageReference::parse("reg.example:5000/team/app:v1").unwrap(),
+            digest: key(4).digest().clone(),
+        };
+        let bytes_tag = seal_replicated(&signer, &tag).unwrap();
+        assert_eq!(open_replicated(&signer, &bytes_tag).unwrap(), tag);
         let remove = Replicated::Remove(key(2));
         let bytes_rm = seal_replicated(&signer, &remove).unwrap();
         assert_eq!(open_replicated(&signer, &bytes_rm).unwrap(), remove);
