@@ -234,6 +234,11 @@ pub struct ServeArgs {
     #[arg(long, env = "VERDICT_TAG_TTL_SECS", default_value_t = 30)]
     pub tag_ttl_secs: u64,
 
+    /// Seconds a tag → digest learnt from a push event is trusted (a retag sends its own event;
+    /// this bounds a lost webhook). 0: push events do not feed the tag map.
+    #[arg(long, env = "VERDICT_TAG_EVENT_TTL_SECS", default_value_t = 900)]
+    pub tag_event_ttl_secs: u64,
+
     /// Most keys accepted in one request.
     #[arg(long, env = "VERDICT_MAX_REQUEST_KEYS", default_value_t = 1000)]
     pub max_request_keys: usize,

@@ -13,21 +13,28 @@ use verdict_scanner::registry::{Digest, ImageReference};
 use crate::error::Error;
 use crate::verification::TagResolver;
 
-/// A bounded map of `registry/repository:tag` → (digest, learned at).
+/// A bounded map of `registry/repository:tag` → (digest, trusted until).
+///
+/// Two lifetimes: an answer from a registry HEAD is reused for `ttl`; one from a push event for
+/// `event_ttl` (longer: a retag sends its own event, so the bound only matters for a lost
+/// webhook — `verdict scan` reconciles those).
 #[derive(Debug)]
 pub struct TagMap {
     entries: Mutex<HashMap<String, (Digest, Instant)>>,
     capacity: usize,
     ttl: Duration,
+    event_ttl: Duration,
 }
 
 impl TagMap {
-    /// At most `capacity` tags, each trusted for `ttl` after it was learned (0: never).
-    pub fn new(capacity: usize, ttl: Duration) -> Self {
+    /// At most `capacity` tags; HEAD answers trusted for `ttl`, push events for `event_ttl`
+    /// (0: not kept).
+    pub fn new(capacity: usize, ttl: Duration, event_ttl: Duration) -> Self {
         TagMap {
             entries: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
             ttl,
+            event_ttl,
         }
     }
 
@@ -35,15 +42,12 @@ impl TagMap {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The digest `reference`'s tag pointed to, if learned within the TTL.
+    /// The digest `reference`'s tag points to, if learned recently enough.
     pub fn get(&self, reference: &ImageReference) -> Option<Digest> {
-        if self.ttl.is_zero() {
-            return None;
-        }
         let key = reference.to_string();
         let mut map = self.lock();
         match map.get(&key) {
-            Some((digest, at)) if at.elapsed() < self.ttl => Some(digest.clone()),
+            Some((digest, until)) if Instant::now() < *until => Some(digest.clone()),
             Some(_) => {
                 map.remove(&key);
                 None
@@ -52,24 +56,36 @@ impl TagMap {
         }
     }
 
-    /// Records that `reference` (a tag) points to `digest` now (a push event, or a HEAD answer).
+    /// Records a registry's answer: `reference` (a tag) points to `digest` now.
     pub fn record(&self, reference: &ImageReference, digest: &Digest) {
-        if self.ttl.is_zero() || reference.tag().is_none() {
+        self.insert(reference, digest, self.ttl);
+    }
+
+    /// Records a push event: `reference` (a tag) was pushed as `digest`.
+    pub fn record_push(&self, reference: &ImageReference, digest: &Digest) {
+        self.insert(reference, digest, self.event_ttl);
+    }
+
+    fn insert(&self, reference: &ImageReference, digest: &Digest, ttl: Duration) {
+        if reference.tag().is_none() {
             return;
         }
+        let key = reference.to_string();
         let mut map = self.lock();
-        if map.len() >= self.capacity {
-            // Full: drop what has expired, then (still full) everything older than half the TTL.
-            let (ttl, half) = (self.ttl, self.ttl / 2);
-            map.retain(|_, (_, at)| at.elapsed() < ttl);
-            if map.len() >= self.capacity {
-                map.retain(|_, (_, at)| at.elapsed() < half);
-            }
+        if ttl.is_zero() {
+            // Not kept: and an older answer must not outlive this newer fact.
+            map.remove(&key);
+            return;
+        }
+        if map.len() >= self.capacity && !map.contains_key(&key) {
+            // Full: drop what has expired; still full, start over (each tag is asked again once).
+            let now = Instant::now();
+            map.retain(|_, (_, until)| now < *until);
             if map.len() >= self.capacity {
                 map.clear();
             }
         }
-        map.insert(reference.to_string(), (digest.clone(), Instant::now()));
+        map.insert(key, (digest.clone(), Instant::now() + ttl));
     }
 
     /// Forgets every tag of `reference`'s repository that points to `digest` (a deleted manifest).
@@ -115,6 +131,10 @@ impl TagResolver for MappedTagResolver {
         self.map.record(reference, &digest);
         Ok(digest)
     }
+
+    fn known(&self, _namespace: Option<&str>, reference: &ImageReference) -> Option<Digest> {
+        self.map.get(reference)
+    }
 }
 
 #[cfg(test)]
@@ -131,13 +151,16 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn entries_expire_are_bounded_and_deleted_digests_are_forgotten() {
-        let map = TagMap::new(2, Duration::from_secs(60));
+        let map = TagMap::new(2, Duration::from_secs(60), Duration::from_secs(600));
         map.record(&tagged("v1"), &digest(1));
         assert_eq!(map.get(&tagged("v1")), Some(digest(1)));
         tokio::time::advance(Duration::from_secs(61)).await;
         assert_eq!(map.get(&tagged("v1")), None);
+        // A push event's answer lives longer.
+        map.record_push(&tagged("v1"), &digest(1));
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert_eq!(map.get(&tagged("v1")), Some(digest(1)));
 
-        map.record(&tagged("v1"), &digest(1));
         map.record(&tagged("v2"), &digest(2));
         map.record(&tagged("v3"), &digest(3));
         assert!(map.len() <= 2);
@@ -146,7 +169,7 @@ mod tests {
         map.forget_digest(&tagged("v3"), &digest(3));
         assert_eq!(map.get(&tagged("v3")), None);
 
-        let off = TagMap::new(10, Duration::ZERO);
+        let off = TagMap::new(10, Duration::ZERO, Duration::ZERO);
         off.record(&tagged("v1"), &digest(1));
         assert_eq!(off.get(&tagged("v1")), None);
     }

@@ -36,6 +36,11 @@ pub trait TagResolver: Send + Sync {
         namespace: Option<&str>,
         reference: &ImageReference,
     ) -> Result<Digest, Error>;
+
+    /// The answer, if it is known without asking anyone (no I/O). Default: never.
+    fn known(&self, _namespace: Option<&str>, _reference: &ImageReference) -> Option<Digest> {
+        None
+    }
 }
 
 /// Which trust configuration decides a namespace's keys. Verdicts are stored per scope, so

@@ -273,7 +273,16 @@ impl JetStream {
                     .get_consumer(&self.config.consumer)
                     .await
                     .map_err(|e| e.to_string())?;
-                consumer.messages().await.map_err(|e| e.to_string())
+                // Pull no more than can be worked on: a message waiting in this client's buffer
+                // gets no progress heartbeat, and after ack_wait JetStream would hand it to
+                // another worker while this one still holds it (the storm benchmark saw events
+                // applied four times and others not yet at all).
+                consumer
+                    .stream()
+                    .max_messages_per_batch(concurrency.max(1))
+                    .messages()
+                    .await
+                    .map_err(|e| e.to_string())
             };
             let mut messages = match messages.await {
                 Ok(m) => m,

@@ -171,7 +171,7 @@ impl EventHandler for PushHandler {
                             .as_deref()
                             .and_then(|t| ImageReference::with_tag(repository.clone(), t).ok())
                         {
-                            self.tags.record(&reference, digest);
+                            self.tags.record_push(&reference, digest);
                             self.replicate(Replicated::Tag {
                                 reference,
                                 digest: digest.clone(),
@@ -229,7 +229,7 @@ impl VerdictSink for ReplicaSink {
                 .map(|()| "applied"),
             Ok(Replicated::Remove(key)) => self.service.forget(&key).await.map(|_| "removed"),
             Ok(Replicated::Tag { reference, digest }) => {
-                self.tags.record(&reference, &digest);
+                self.tags.record_push(&reference, &digest);
                 Ok("tag")
             }
             Err(reason) => {

@@ -145,6 +145,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let tags = Arc::new(TagMap::new(
         TAG_MAP_CAPACITY,
         Duration::from_secs(args.tag_ttl_secs),
+        Duration::from_secs(args.tag_event_ttl_secs),
     ));
     let service = VerdictService::new(
         config.service.clone(),

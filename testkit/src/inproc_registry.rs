@@ -88,6 +88,10 @@ struct Inner {
     no_filtering: bool,
     omit_digest_header: bool,
     latency: Duration,
+    /// Requests per second served before answering 429 (`Retry-After: 1`), and the current
+    /// one-second window (start, requests in it).
+    rate_limit: Option<u32>,
+    window: Option<(Instant, u32)>,
     faults: Vec<Fault>,
     auth: RegistryAuth,
     tokens: HashMap<String, (Vec<String>, Instant)>,
@@ -209,6 +213,25 @@ impl InprocRegistry {
         digest
     }
 
+    /// The digest `repo:tag` points to.
+    pub fn manifest_digest(&self, repo: &str, tag: &str) -> Option<String> {
+        self.shared
+            .lock()
+            .tags
+            .get(&(repo.to_string(), tag.to_string()))
+            .cloned()
+    }
+
+    /// Requests answered with `status` so far.
+    pub fn count_status(&self, status: u16) -> usize {
+        self.shared
+            .lock()
+            .log
+            .iter()
+            .filter(|r| r.status == status)
+            .count()
+    }
+
     /// Answers the referrers endpoint with 404, like registries without the API.
     pub fn disable_referrers_api(&self, disabled: bool) {
         self.shared.lock().referrers_disabled = disabled;
@@ -235,6 +258,14 @@ impl InprocRegistry {
             .lock()
             .wrong_bytes
             .insert(digest.to_string(), bytes.into());
+    }
+
+    /// Beyond `per_second` requests in a second, answer 429 `TOOMANYREQUESTS` with
+    /// `Retry-After: 1`, as ACR throttles (`None`: no limit).
+    pub fn set_rate_limit(&self, per_second: Option<u32>) {
+        let mut inner = self.shared.lock();
+        inner.rate_limit = per_second;
+        inner.window = None;
     }
 
     /// Delay every response by `latency`.
@@ -325,7 +356,24 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let latency = shared.lock().latency;
+    let (latency, throttled) = {
+        let mut inner = shared.lock();
+        let throttled = match inner.rate_limit {
+            None => false,
+            Some(limit) => {
+                let now = Instant::now();
+                let (start, count) = match inner.window {
+                    Some((start, count)) if now.duration_since(start) < Duration::from_secs(1) => {
+                        (start, count)
+                    }
+                    _ => (now, 0),
+                };
+                inner.window = Some((start, count + 1));
+                count >= limit
+            }
+        };
+        (inner.latency, throttled)
+    };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -333,7 +381,18 @@ async fn handle(
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| uri.path().to_string());
-    let resp = route(&shared, &method, &uri, &headers, body);
+    let resp = if throttled {
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOOMANYREQUESTS",
+            "too many requests",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        r
+    } else {
+        route(&shared, &method, &uri, &headers, body)
+    };
     shared.lock().log.push(LoggedRequest {
         method: method.to_string(),
         path,

@@ -202,6 +202,15 @@ impl VerdictService {
         reference: &ImageReference,
         deadline: Deadline,
     ) -> Result<Digest, Error> {
+        // A tag the resolver already knows costs no flight (a storm of pods naming the same
+        // tags must not queue behind the registry, or be refused as busy).
+        if let Some(digest) = self
+            .inner
+            .resolver
+            .known(namespace.map(Namespace::as_str), reference)
+        {
+            return Ok(digest);
+        }
         let key: TagQuery = (namespace.cloned(), reference.clone());
         let rx = match self.inner.resolutions.join(&key) {
             Join::Busy(n) => {
