@@ -222,18 +222,15 @@ impl JetStream {
             .get_stream(&c.stream)
             .await
             .map_err(|e| setup(&format!("stream {}", c.stream), &e))?;
-        let backoff: Vec<Duration> = c
-            .backoff
-            .iter()
-            .copied()
-            .take(usize::try_from(c.max_deliver.max(1) - 1).unwrap_or(0))
-            .collect();
+        // No consumer-level `backoff`: JetStream would use its first value (1 s) in place of
+        // ack_wait for the first delivery, redelivering every event that takes longer to verify
+        // (the storm benchmark saw a third of its events verified twice). Transient failures are
+        // Nak'ed with their delay instead, and ack_wait plus progress heartbeats cover the rest.
         let consumer_config = consumer::pull::Config {
             durable_name: Some(c.consumer.clone()),
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: c.ack_wait,
             max_deliver: c.max_deliver,
-            backoff,
             ..Default::default()
         };
         stream
@@ -263,29 +260,19 @@ impl JetStream {
     ) {
         let permits = Arc::new(Semaphore::new(concurrency.max(1)));
         while !cancel.is_cancelled() {
-            let messages = async {
+            let consumer = async {
                 let stream = self
                     .js
                     .get_stream(&self.config.stream)
                     .await
                     .map_err(|e| e.to_string())?;
-                let consumer: consumer::PullConsumer = stream
-                    .get_consumer(&self.config.consumer)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                // Pull no more than can be worked on: a message waiting in this client's buffer
-                // gets no progress heartbeat, and after ack_wait JetStream would hand it to
-                // another worker while this one still holds it (the storm benchmark saw events
-                // applied four times and others not yet at all).
-                consumer
-                    .stream()
-                    .max_messages_per_batch(concurrency.max(1))
-                    .messages()
+                stream
+                    .get_consumer::<consumer::pull::Config>(&self.config.consumer)
                     .await
                     .map_err(|e| e.to_string())
             };
-            let mut messages = match messages.await {
-                Ok(m) => m,
+            let consumer = match consumer.await {
+                Ok(c) => c,
                 Err(e) => {
                     warn!(error = %e, "cannot consume registry events; retrying in 2 s");
                     tokio::select! {
@@ -295,31 +282,62 @@ impl JetStream {
                 }
             };
             loop {
-                let permit = tokio::select! {
+                // A free worker first, then exactly as many events as there are free workers: an
+                // event waiting in this client's buffer would get no progress heartbeat, and
+                // after ack_wait JetStream would hand it to another worker as well (the storm
+                // benchmark saw events verified four times while others waited).
+                let first = tokio::select! {
                     () = cancel.cancelled() => return,
                     p = Arc::clone(&permits).acquire_owned() => match p {
                         Ok(p) => p,
                         Err(_) => return,
                     },
                 };
-                let next = tokio::select! {
-                    () = cancel.cancelled() => return,
-                    n = messages.next() => n,
-                };
-                let message = match next {
-                    Some(Ok(m)) => m,
-                    Some(Err(e)) => {
+                let mut slots = vec![first];
+                while let Ok(p) = Arc::clone(&permits).try_acquire_owned() {
+                    slots.push(p);
+                }
+                let batch = consumer
+                    .batch()
+                    .max_messages(slots.len())
+                    .expires(Duration::from_secs(5))
+                    .messages()
+                    .await;
+                let mut batch = match batch {
+                    Ok(b) => b,
+                    Err(e) => {
                         warn!(error = %e, "receiving registry events failed; reconnecting");
                         break;
                     }
-                    None => break,
                 };
-                let bus = self.clone();
-                let handler = Arc::clone(&handler);
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    bus.process(message, handler.as_ref()).await;
-                });
+                let mut failed = false;
+                loop {
+                    let next = tokio::select! {
+                        () = cancel.cancelled() => return,
+                        n = batch.next() => n,
+                    };
+                    let message = match next {
+                        Some(Ok(m)) => m,
+                        Some(Err(e)) => {
+                            warn!(error = %e, "receiving registry events failed; reconnecting");
+                            failed = true;
+                            break;
+                        }
+                        None => break,
+                    };
+                    let Some(permit) = slots.pop() else {
+                        break;
+                    };
+                    let bus = self.clone();
+                    let handler = Arc::clone(&handler);
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        bus.process(message, handler.as_ref()).await;
+                    });
+                }
+                if failed {
+                    break;
+                }
             }
         }
     }
