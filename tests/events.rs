@@ -11,6 +11,7 @@ use verdict_testkit::notation::push_notation_signature;
 use verdict_testkit::oci::Descriptor;
 use verdict_testkit::pki::{CertBuilder, KeyAlg, TestCert};
 use verdict_testkit::process::free_port;
+use verdict_testkit::ratify::{NotationVerifier, inline_kmp_yaml};
 use verdict_testkit::registry::NotificationEndpoint;
 use verdict_testkit::serve::{ServeOptions, VerdictServer};
 use verdict_testkit::{DockerRegistry, NatsServer};
@@ -43,11 +44,30 @@ impl Setup {
         plain: bool,
         extra: &[&str],
     ) -> Result<Self> {
+        Self::start_config(
+            registry,
+            ratify_config(cert),
+            nats,
+            events_port,
+            plain,
+            extra,
+        )
+        .await
+    }
+
+    async fn start_config(
+        registry: &str,
+        config: String,
+        nats: Option<&NatsServer>,
+        events_port: u16,
+        plain: bool,
+        extra: &[&str],
+    ) -> Result<Self> {
         let secret_dir = tempfile::tempdir()?;
         let secret_file = secret_dir.path().join("webhook.secret");
         std::fs::write(&secret_file, format!("{SECRET}\n"))?;
         let events_addr = format!("127.0.0.1:{events_port}");
-        let mut opts = ServeOptions::new(env!("CARGO_BIN_EXE_verdict"), ratify_config(cert))
+        let mut opts = ServeOptions::new(env!("CARGO_BIN_EXE_verdict"), config)
             .plain_http(registry)
             .args(["--events-listen", &events_addr, "--webhook-secret-file"])
             .args([secret_file.as_os_str()]);
@@ -908,4 +928,55 @@ fn split_roles_need_nats_and_the_receivers_need_the_events_role() {
         assert_eq!(code, 2, "{args:?}: {out}{err}");
         assert!(err.contains(says), "{args:?}: {err}");
     }
+}
+
+#[tokio::test]
+async fn push_events_for_repositories_no_trust_policy_covers_are_acknowledged_and_counted()
+-> Result<()> {
+    let registry = DockerRegistry::start().await?;
+    let cert = cert()?;
+    let host = registry.host_port();
+    let kmp = inline_kmp_yaml("kmp", None, "certificate", &cert.pem());
+    let verifier = NotationVerifier::new("verifier-notation", "kmp")
+        .registry_scopes(&[&format!("{host}/covered/app")])
+        .yaml();
+    let setup = Setup::start_config(
+        &host,
+        format!("{kmp}---\n{verifier}"),
+        None,
+        free_port()?,
+        false,
+        &[],
+    )
+    .await?;
+    let (covered, _) = push_signed(&registry, "covered/app", &cert).await?;
+    let (other, _) = push_signed(&registry, "other/app", &cert).await?;
+    for (repo, image) in [("other/app", &other), ("covered/app", &covered)] {
+        let (status, _) = setup
+            .post(
+                "acr",
+                acr_event("push", &host, repo, &image.digest, Some("v1")),
+                Some(&bearer()),
+            )
+            .await?;
+        assert_eq!(status, 200);
+    }
+    setup
+        .wait_counter("verdict_events_processed_total", "result=\"verified\"", 1.0)
+        .await?;
+    setup
+        .wait_counter(
+            "verdict_events_processed_total",
+            "result=\"not_covered\"",
+            1.0,
+        )
+        .await?;
+    assert_eq!(
+        setup
+            .counter("verdict_push_verifications_total", "")
+            .await?,
+        1.0,
+        "only the covered repository was verified"
+    );
+    Ok(())
 }

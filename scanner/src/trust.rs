@@ -150,6 +150,19 @@ pub struct TrustConfig {
 }
 
 impl TrustConfig {
+    /// Whether any verifier has a trust policy for images of `repository` (`registry/name`):
+    /// a Notation statement scoped to it or global, or a Cosign policy whose scope matches.
+    /// An image no policy covers can only be denied; push events for it are not verified.
+    pub fn covers(&self, repository: &str) -> bool {
+        let reference = format!("{repository}@sha256:{}", "0".repeat(64));
+        self.verifiers.iter().any(|v| match &v.kind {
+            VerifierKind::Notation { policy, .. } => policy.applicable_policy(&reference).is_ok(),
+            VerifierKind::Cosign { verifier } => {
+                verifier.policy_for(&reference, repository).is_some()
+            }
+        })
+    }
+
     /// Build from loaded cluster-wide resources (use only resources without validation errors),
     /// with no Sigstore trust material: keyless Cosign policies are then rejected. Namespaced
     /// resources are refused here (they would be ignored): use [`TrustSet`].

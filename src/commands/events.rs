@@ -14,6 +14,7 @@ use verdict_events::{
 };
 use verdict_scanner::registry::RegistryClient;
 use verdict_scanner::store::{VerdictSigner, VerdictStore};
+use verdict_scanner::trust::TrustSet;
 
 use super::push::{APPLIED_MARKER, PushHandler, ReplicaSink, Replication};
 use crate::cli::{EventArgs, Role};
@@ -30,6 +31,8 @@ pub struct Parts {
     pub signer: Arc<VerdictSigner>,
     /// The tag map the service's resolver reads; push events update it.
     pub tags: Arc<TagMap>,
+    /// The trust configuration (which repositories any policy covers).
+    pub trust: Arc<TrustSet>,
 }
 
 /// Starts the workers (and the bus they read) when events are configured, and with NATS the
@@ -80,6 +83,7 @@ pub async fn start(
                 parts.service,
                 parts.registry,
                 parts.tags,
+                Arc::clone(&parts.trust),
                 Some(Replication {
                     stream: js.clone(),
                     signer: parts.signer,
@@ -116,6 +120,7 @@ pub async fn start(
                 parts.service,
                 parts.registry,
                 parts.tags,
+                parts.trust,
                 None,
             ));
             tokio::spawn(InProcessBus::run_workers(

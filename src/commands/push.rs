@@ -18,6 +18,7 @@ use verdict_scanner::store::{
     seal_replicated,
 };
 use verdict_scanner::subject::SubjectKey;
+use verdict_scanner::trust::TrustSet;
 
 /// Histogram: seconds from a receiver accepting a push event to its verdict being stored here
 /// (and published to the other replicas).
@@ -49,6 +50,7 @@ pub struct PushHandler {
     service: VerdictService,
     registry: RegistryClient,
     tags: Arc<TagMap>,
+    trust: Arc<TrustSet>,
     replication: Option<Replication>,
 }
 
@@ -57,12 +59,14 @@ impl PushHandler {
         service: VerdictService,
         registry: RegistryClient,
         tags: Arc<TagMap>,
+        trust: Arc<TrustSet>,
         replication: Option<Replication>,
     ) -> Self {
         PushHandler {
             service,
             registry,
             tags,
+            trust,
             replication,
         }
     }
@@ -158,6 +162,12 @@ impl EventHandler for PushHandler {
                 let Some(digest) = &event.digest else {
                     return Err(HandlerError::definitive("a push event without a digest"));
                 };
+                // An image no trust policy covers could only be denied: nothing to prepare.
+                let name = repository.to_string();
+                if !self.trust.configs().any(|(_, c)| c.covers(&name)) {
+                    tracing::debug!(repository = %name, "no trust policy covers this repository; event acknowledged");
+                    return Ok("not_covered");
+                }
                 let (target, label) = match self
                     .subject_of(repository, digest, event.tag.as_deref())
                     .await?

@@ -178,6 +178,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot load the verdict key {}", key_path.display()))?,
         ),
         tags,
+        trust: Arc::clone(&trust),
     };
     let mut api = CacheApi::bind(config, service, Ops::new(readiness, metrics)).await?;
     if let Some(router) = super::events::start(&args.events, parts, &cancel).await? {
