@@ -980,3 +980,54 @@ async fn push_events_for_repositories_no_trust_policy_covers_are_acknowledged_an
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_accepted_event_survives_a_nats_restart_before_any_worker_took_it() -> Result<()> {
+    let registry = DockerRegistry::start().await?;
+    let mut nats = NatsServer::start().await?;
+    let cert = cert()?;
+    let host = registry.host_port();
+    // A receiver-only process: it stores events in JetStream and verifies nothing itself.
+    let receiver = Setup::start_with(
+        &host,
+        &cert,
+        Some(&nats),
+        free_port()?,
+        false,
+        &["--roles", "events"],
+    )
+    .await?;
+    let (image, _) = push_signed(&registry, "durable/app", &cert).await?;
+    let (status, _) = receiver
+        .post(
+            "acr",
+            acr_event("push", &host, "durable/app", &image.digest, Some("v1")),
+            Some(&bearer()),
+        )
+        .await?;
+    assert_eq!(status, 200, "accepted: stored by JetStream");
+    // NATS stops and comes back; only then does a worker start.
+    nats.stop();
+    nats.restart().await?;
+    let worker = VerdictServer::start(
+        ServeOptions::new(env!("CARGO_BIN_EXE_verdict"), ratify_config(&cert))
+            .plain_http(&host)
+            .args(["--nats-url", &nats.url()]),
+    )
+    .await?;
+    wait_counter(
+        &worker,
+        "verdict_push_verifications_total",
+        "result=\"allow\"",
+        1.0,
+    )
+    .await?;
+    let reference = format!("{host}/durable/app@{}", image.digest);
+    assert_eq!(worker.verify_one(&reference).await?, Ok(true));
+    assert_eq!(
+        counter(&receiver.server, "verdict_push_verifications_total", "").await?,
+        0.0,
+        "the receiver-only process verified nothing"
+    );
+    Ok(())
+}
