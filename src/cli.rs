@@ -52,8 +52,9 @@ pub enum Command {
     /// bundle that is not a Sigstore bundle, bad flags).
     VerifyBlob(VerifyBlobArgs),
 
-    /// Pre-verify existing images: one tag or digest, or every tag of a repository
-    /// (`REGISTRY/REPO`). With --nats-url, hand them to the running servers' workers instead.
+    /// Pre-verify existing images: one tag or digest, every tag of a repository
+    /// (`REGISTRY/REPO`), or a whole registry (`REGISTRY`, through its catalog). With --nats-url,
+    /// hand them to the running servers' workers instead.
     ///
     /// Exit status: 0 all allowed (or queued), 1 some denied, 2 some without a verdict.
     Scan(ScanArgs),
@@ -130,7 +131,8 @@ pub struct VerifyBlobArgs {
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// `registry/repo:tag`, `registry/repo@sha256:…`, or `registry/repo` for every tag.
+    /// `registry/repo:tag`, `registry/repo@sha256:…`, `registry/repo` for every tag, or
+    /// `registry` for every repository of its catalog.
     pub target: String,
 
     /// Ratify configuration: a YAML file or a directory of them.

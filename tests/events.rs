@@ -794,6 +794,21 @@ async fn scan_verifies_every_tag_here_or_hands_them_to_the_servers() -> Result<(
     );
     assert!(out.contains(&format!("{host}/scan/app:unsigned")), "{out}");
 
+    // The whole registry (its catalog): the same three images.
+    let (code, out, err) = verdict_testkit::process::run_to_end(
+        env!("CARGO_BIN_EXE_verdict"),
+        &[
+            "scan",
+            &host,
+            "--config",
+            &config_dir,
+            "--plain-http",
+            &host,
+        ],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("3 image(s)"), "{err}");
+
     // Through NATS: the running server's workers verify and store; its lookups are hits.
     let setup = Setup::start(&host, &cert, Some(&nats), free_port()?, false).await?;
     let (code, out, err) = verdict_testkit::process::run_to_end(

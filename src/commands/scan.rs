@@ -1,5 +1,6 @@
-//! `verdict scan REGISTRY/REPO[:TAG|@DIGEST]`: pre-verifies existing images — one tag or digest,
-//! or every tag of a repository — with a progress bar and a summary. The backfill when Verdict is
+//! `verdict scan REGISTRY[/REPO[:TAG|@DIGEST]]`: pre-verifies existing images — one tag or
+//! digest, every tag of a repository, or every repository of a registry (its catalog) — with a
+//! progress bar and a summary. The backfill when Verdict is
 //! installed beside a registry with history, and the reconciliation for best-effort webhooks.
 //!
 //! Without `--nats-url` each image is verified here and the summary says what a lookup would
@@ -23,6 +24,8 @@ use crate::cli::ScanArgs;
 
 /// Tags examined per repository at most.
 const MAX_TAGS: usize = 100_000;
+/// Repositories examined per registry at most.
+const MAX_REPOSITORIES: usize = 100_000;
 
 #[derive(Default)]
 struct Summary {
@@ -44,14 +47,32 @@ async fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     let trust = super::registry::load_trust(&args.config, &args.trust)?;
     let config = Arc::clone(trust.for_namespace(args.namespace.as_deref())?);
     let registry = super::registry::client(&args.registry, &config.store)?;
-    let target = ImageReference::parse(&args.target)
-        .with_context(|| format!("invalid image or repository {:?}", args.target))?;
-    let images = images(&registry, &target, &args.target).await?;
-    eprintln!(
-        "verdict: {} image(s) in {}",
-        images.len(),
-        target.repository()
-    );
+    let images = if args.target.contains('/') {
+        let target = ImageReference::parse(&args.target)
+            .with_context(|| format!("invalid image or repository {:?}", args.target))?;
+        images(&registry, &target, &args.target).await?
+    } else {
+        // A whole registry: every repository of its catalog, every tag of each.
+        let (repos, more) = registry
+            .catalog(&args.target, MAX_REPOSITORIES)
+            .await
+            .with_context(|| format!("cannot list the repositories of {}", args.target))?;
+        if more {
+            eprintln!(
+                "verdict: {} has more than {MAX_REPOSITORIES} repositories; scanning the first {MAX_REPOSITORIES}",
+                args.target
+            );
+        }
+        let mut all = Vec::new();
+        for repo in repos {
+            let reference = format!("{}/{repo}", args.target);
+            let target = ImageReference::parse(&reference)
+                .with_context(|| format!("the catalog names {reference:?}"))?;
+            all.extend(images(&registry, &target, &reference).await?);
+        }
+        all
+    };
+    eprintln!("verdict: {} image(s) in {}", images.len(), args.target);
 
     let bar = ProgressBar::new(images.len() as u64);
     bar.set_style(

@@ -341,6 +341,44 @@ impl RegistryClient {
         .await
     }
 
+    /// The repositories of `registry` (`GET /v2/_catalog`, following `Link` pages of 1,000), at
+    /// most `max`; the second value is true when there were more. Credentials are those for the
+    /// registry's repositories: a registry whose token service grants `registry:catalog:*` only
+    /// on request (ACR with scoped tokens) may refuse it; list repositories there by name.
+    pub async fn catalog(
+        &self,
+        registry: &str,
+        max: usize,
+    ) -> Result<(Vec<String>, bool), RegistryError> {
+        // Requests need a repository for their host and credentials; the name is never sent.
+        let anchor = Repository::new(registry, "catalog")?;
+        let first = self.url(&anchor, "")?;
+        let first =
+            first
+                .join("/v2/_catalog?n=1000")
+                .map_err(|e| RegistryError::InvalidReference {
+                    input: registry.to_owned(),
+                    reason: format!("cannot form the catalog URL: {e}"),
+                })?;
+        self.paged_list(
+            &anchor,
+            first,
+            &format!("catalog of {registry}"),
+            max,
+            |v| {
+                v.get("repositories")
+                    .and_then(|r| r.as_array())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            },
+        )
+        .await
+    }
+
     /// The tags of `repo` (`GET /v2/<name>/tags/list`, following `Link` pages of 1,000), at
     /// most `max`; the second value is true when there were more.
     pub async fn list_tags(
@@ -348,10 +386,33 @@ impl RegistryClient {
         repo: &Repository,
         max: usize,
     ) -> Result<(Vec<String>, bool), RegistryError> {
-        let what = format!("tags of {repo}");
-        let what = what.as_str();
-        let mut tags = Vec::new();
-        let mut next = Some(self.url(repo, "tags/list?n=1000")?);
+        let first = self.url(repo, "tags/list?n=1000")?;
+        self.paged_list(repo, first, &format!("tags of {repo}"), max, |v| {
+            v.get("tags")
+                .and_then(|t| t.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .await
+    }
+
+    /// GETs `first` and the pages its `Link` headers name, collecting `items` of each JSON
+    /// answer, at most `max`; true when there were more.
+    async fn paged_list(
+        &self,
+        repo: &Repository,
+        first: Url,
+        what: &str,
+        max: usize,
+        items: impl Fn(&serde_json::Value) -> Vec<String>,
+    ) -> Result<(Vec<String>, bool), RegistryError> {
+        let items = &items;
+        let mut out = Vec::new();
+        let mut next = Some(first);
         while let Some(url) = next.take() {
             let page = self
                 .with_deadline(repo, what, |deadline| {
@@ -378,27 +439,28 @@ impl RegistryClient {
                             });
                         let bytes =
                             read_capped(resp, 16 * 1024 * 1024, what, repo.registry()).await?;
-                        let list: TagList = serde_json::from_slice(&bytes).map_err(|e| {
-                            RegistryError::InvalidResponse {
-                                registry: repo.registry().to_string(),
-                                what: what.to_string(),
-                                reason: format!("not a tag list: {e}"),
-                            }
-                        })?;
+                        let value: serde_json::Value =
+                            serde_json::from_slice(&bytes).map_err(|e| {
+                                RegistryError::InvalidResponse {
+                                    registry: repo.registry().to_string(),
+                                    what: what.to_string(),
+                                    reason: format!("not JSON: {e}"),
+                                }
+                            })?;
                         let next = link.and_then(|l| url.join(&l).ok());
-                        Ok((list.tags.unwrap_or_default(), next))
+                        Ok((items(&value), next))
                     }
                 })
                 .await?;
-            tags.extend(page.0);
-            if tags.len() >= max {
-                let more = tags.len() > max || page.1.is_some();
-                tags.truncate(max);
-                return Ok((tags, more));
+            out.extend(page.0);
+            if out.len() >= max {
+                let more = out.len() > max || page.1.is_some();
+                out.truncate(max);
+                return Ok((out, more));
             }
             next = page.1;
         }
-        Ok((tags, false))
+        Ok((out, false))
     }
 
     /// Fetches a manifest by digest, capped at `max_manifest_bytes` and verified against `digest`.
@@ -592,9 +654,4 @@ mod tests {
         assert_eq!(p.backoff(4), Duration::from_millis(1750));
         assert_eq!(p.backoff(40), Duration::from_millis(1750));
     }
-}
-
-#[derive(serde::Deserialize)]
-struct TagList {
-    tags: Option<Vec<String>>,
 }
