@@ -219,7 +219,18 @@ async fn counter(verdict: &VerdictServer, name: &str) -> Result<f64> {
 async fn wait_for_events(verdict: &VerdictServer, events: f64) -> Result<f64> {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let applied = counter(verdict, "verdict_events_processed_total").await?;
+        // Applied = verified (an image) or subject_verified (a signature or its tag-schema
+        // index); a `retried` event (e.g. an index announced before its tag was linked) is not.
+        let applied = counter(
+            verdict,
+            "verdict_events_processed_total{result=\"verified\"}",
+        )
+        .await?
+            + counter(
+                verdict,
+                "verdict_events_processed_total{result=\"subject_verified\"}",
+            )
+            .await?;
         if applied >= events {
             return Ok(applied);
         }
