@@ -6,6 +6,7 @@ pub mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod kmp;
 pub mod notation;
 pub mod registry;
 pub mod report;
