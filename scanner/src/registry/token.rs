@@ -189,9 +189,52 @@ pub(crate) struct TokenResponse {
 /// Tokens without `expires_in` are valid for 60 s per the token spec.
 pub(crate) const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 
+/// How long a JWT access token has left by its own `exp` claim (`None`: not a JWT, no `exp`, or
+/// already expired). ACR's token endpoint answers without `expires_in`, and its tokens — unlike
+/// the spec's default 60 s — live about an hour; reading `exp` saves a token request per minute.
+/// Header and signature are not needed (ACR refresh tokens have empty ones); base64url padding
+/// is tolerated (ACR pads).
+pub(crate) fn jwt_lifetime(token: &str, now_unix: i64) -> Option<Duration> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let exp = claims
+        .get("exp")
+        .and_then(|e| e.as_i64().or_else(|| e.as_f64().map(|f| f as i64)))?;
+    let left = exp.checked_sub(now_unix)?;
+    (left > 0).then(|| Duration::from_secs(left as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jwt_lifetimes_come_from_the_exp_claim() {
+        use base64::Engine as _;
+        let enc = |v: &serde_json::Value, pad: bool| {
+            let e = if pad {
+                base64::engine::general_purpose::URL_SAFE
+            } else {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+            };
+            e.encode(serde_json::to_vec(v).unwrap())
+        };
+        let now = 1_800_000_000;
+        let claims = serde_json::json!({"exp": now + 3600, "aud": "myacr.azurecr.io"});
+        let jwt = format!("eyJhbGciOiJSUzI1NiJ9.{}.c2ln", enc(&claims, false));
+        assert_eq!(jwt_lifetime(&jwt, now), Some(Duration::from_secs(3600)));
+        // ACR's refresh-token form: empty header and signature, padded payload.
+        let acr = format!(".{}.", enc(&claims, true));
+        assert_eq!(jwt_lifetime(&acr, now), Some(Duration::from_secs(3600)));
+        let expired = format!(".{}.", enc(&serde_json::json!({"exp": now - 1}), false));
+        assert_eq!(jwt_lifetime(&expired, now), None);
+        assert_eq!(jwt_lifetime("opaque-token", now), None);
+        assert_eq!(jwt_lifetime("a.!!.b", now), None);
+    }
 
     #[test]
     fn parses_docker_hub_challenge() {

@@ -13,7 +13,8 @@ use url::Url;
 
 use super::auth::{AuthProvider, Credentials};
 use super::token::{
-    AuthState, Challenge, DEFAULT_TOKEN_LIFETIME, Scheme, TokenResponse, parse_challenges,
+    AuthState, Challenge, DEFAULT_TOKEN_LIFETIME, Scheme, TokenResponse, jwt_lifetime,
+    parse_challenges,
 };
 use super::{RegistryConfig, RegistryError, Repository};
 
@@ -353,6 +354,7 @@ impl Transport {
             .expires_in
             .filter(|s| *s > 0)
             .map(Duration::from_secs)
+            .or_else(|| jwt_lifetime(&token, chrono::Utc::now().timestamp()))
             .unwrap_or(DEFAULT_TOKEN_LIFETIME);
         Ok((format!("Bearer {token}"), lifetime))
     }
