@@ -365,16 +365,7 @@ impl RegistryClient {
             first,
             &format!("catalog of {registry}"),
             max,
-            |v| {
-                v.get("repositories")
-                    .and_then(|r| r.as_array())
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| x.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            },
+            "repositories",
         )
         .await
     }
@@ -387,30 +378,20 @@ impl RegistryClient {
         max: usize,
     ) -> Result<(Vec<String>, bool), RegistryError> {
         let first = self.url(repo, "tags/list?n=1000")?;
-        self.paged_list(repo, first, &format!("tags of {repo}"), max, |v| {
-            v.get("tags")
-                .and_then(|t| t.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default()
-        })
-        .await
+        self.paged_list(repo, first, &format!("tags of {repo}"), max, "tags")
+            .await
     }
 
-    /// GETs `first` and the pages its `Link` headers name, collecting `items` of each JSON
-    /// answer, at most `max`; true when there were more.
+    /// GETs `first` and the pages its `Link` headers name, collecting the strings of each JSON
+    /// answer's `field` array (`tags`, `repositories`), at most `max`; true when there were more.
     async fn paged_list(
         &self,
         repo: &Repository,
         first: Url,
         what: &str,
         max: usize,
-        items: impl Fn(&serde_json::Value) -> Vec<String>,
+        field: &str,
     ) -> Result<(Vec<String>, bool), RegistryError> {
-        let items = &items;
         let mut out = Vec::new();
         let mut next = Some(first);
         while let Some(url) = next.take() {
@@ -448,7 +429,16 @@ impl RegistryClient {
                                 }
                             })?;
                         let next = link.and_then(|l| url.join(&l).ok());
-                        Ok((items(&value), next))
+                        let items: Vec<String> = value
+                            .get(field)
+                            .and_then(|a| a.as_array())
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|x| x.as_str().map(str::to_owned))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        Ok((items, next))
                     }
                 })
                 .await?;
