@@ -149,24 +149,25 @@ impl VerdictService {
         };
         metrics::counter!(m::PUSH_VERIFICATIONS, "result" => label).increment(1);
         let verdict = Arc::new(ServedVerdict::new(verified?));
+        self.record(key, Arc::clone(&verdict)).await?;
+        Ok(verdict)
+    }
+
+    /// Keeps a verdict made outside a lookup (push path, verdict stream). A deny must not leave
+    /// an allow in the store behind it: the cache keeps denies in memory only, so the stored
+    /// allow is forgotten first.
+    async fn record(&self, key: &SubjectKey, verdict: Arc<ServedVerdict>) -> Result<(), Error> {
         if !verdict.result().is_success {
             self.forget(key).await?;
         }
-        inner.store(key, Arc::clone(&verdict)).await?;
-        Ok(verdict)
+        self.inner.store(key, verdict).await
     }
 
     /// Records a verdict another replica computed (the verdict stream): kept and served exactly
     /// like one computed here — only under the trust configuration it names, only until its
     /// evidence expires (a deny for its deny lifetime, from now).
     pub async fn apply(&self, key: &SubjectKey, result: VerificationResult) -> Result<(), Error> {
-        if !result.is_success {
-            // A deny must not leave an allow in the store behind it (as in `refresh`).
-            self.forget(key).await?;
-        }
-        self.inner
-            .store(key, Arc::new(ServedVerdict::new(result)))
-            .await
+        self.record(key, Arc::new(ServedVerdict::new(result))).await
     }
 
     /// Forgets `key`'s verdict in memory and in the store (a deleted manifest); true if one was
