@@ -22,6 +22,8 @@ const SECRET: &str = "3f6c1a0e9b2d4c8f7a6e5d4c3b2a1908";
 struct Setup {
     server: VerdictServer,
     events: String,
+    /// The registry the server reaches (`host:port`), named in the events it receives.
+    registry: String,
     _secret_dir: tempfile::TempDir,
 }
 
@@ -85,6 +87,7 @@ impl Setup {
         Ok(Setup {
             server,
             events: format!("{scheme}://{events_addr}"),
+            registry: registry.to_owned(),
             _secret_dir: secret_dir,
         })
     }
@@ -109,6 +112,18 @@ impl Setup {
         ))
     }
 
+    /// An authenticated ACR webhook (`push` or `delete`) about `repo@digest` on the registry.
+    async fn acr(
+        &self,
+        action: &str,
+        repo: &str,
+        digest: &str,
+        tag: Option<&str>,
+    ) -> Result<(u16, Value)> {
+        let body = acr_event(action, &self.registry, repo, digest, tag);
+        self.post("acr", body, Some(&bearer())).await
+    }
+
     async fn counter(&self, name: &str, label: &str) -> Result<f64> {
         counter(&self.server, name, label).await
     }
@@ -127,12 +142,7 @@ impl Setup {
 
 /// The sum of `name`'s series whose labels contain `label`.
 async fn counter(server: &VerdictServer, name: &str, label: &str) -> Result<f64> {
-    let text = server.metrics().await?;
-    Ok(text
-        .lines()
-        .filter(|l| l.starts_with(name) && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
+    server.metric(name, &[label]).await
 }
 
 /// Waits until `name{…label…}` reaches `at_least`.
@@ -213,11 +223,7 @@ async fn an_acr_push_webhook_over_jetstream_makes_the_first_lookup_a_hit() -> Re
     // Signed before the push event arrives: the image's own push event verifies it.
     let (image, _) = push_signed(&registry, "events/signed", &cert).await?;
     let (status, body) = setup
-        .post(
-            "acr",
-            acr_event("push", &host, "events/signed", &image.digest, Some("v1")),
-            Some(&bearer()),
-        )
+        .acr("push", "events/signed", &image.digest, Some("v1"))
         .await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["accepted"], 1, "{body}");
@@ -239,11 +245,7 @@ async fn an_acr_push_webhook_over_jetstream_makes_the_first_lookup_a_hit() -> Re
     let client = registry.client();
     let late = client.push_image("events/late", "v1").await?;
     setup
-        .post(
-            "acr",
-            acr_event("push", &host, "events/late", &late.digest, Some("v1")),
-            Some(&bearer()),
-        )
+        .acr("push", "events/late", &late.digest, Some("v1"))
         .await?;
     setup
         .wait_counter("verdict_push_verifications_total", "result=\"deny\"", 1.0)
@@ -252,11 +254,7 @@ async fn an_acr_push_webhook_over_jetstream_makes_the_first_lookup_a_hit() -> Re
     assert!(!setup.allowed(&late_ref).await?);
     let signature = push_notation_signature(&client, "events/late", &late, &cert).await?;
     setup
-        .post(
-            "acr",
-            acr_event("push", &host, "events/late", &signature.digest, None),
-            Some(&bearer()),
-        )
+        .acr("push", "events/late", &signature.digest, None)
         .await?;
     setup
         .wait_counter(
@@ -276,11 +274,7 @@ async fn an_acr_push_webhook_over_jetstream_makes_the_first_lookup_a_hit() -> Re
         .await?;
     for _ in 0..2 {
         let (status, _) = setup
-            .post(
-                "acr",
-                acr_event("push", &host, "events/signed", &image.digest, Some("again")),
-                Some(&bearer()),
-            )
+            .acr("push", "events/signed", &image.digest, Some("again"))
             .await?;
         assert_eq!(status, 200);
     }
@@ -302,11 +296,7 @@ async fn an_acr_push_webhook_over_jetstream_makes_the_first_lookup_a_hit() -> Re
     let first = client.push_image("events/moving", "v1").await?;
     push_notation_signature(&client, "events/moving", &first, &cert).await?;
     setup
-        .post(
-            "acr",
-            acr_event("push", &host, "events/moving", &first.digest, Some("v1")),
-            Some(&bearer()),
-        )
+        .acr("push", "events/moving", &first.digest, Some("v1"))
         .await?;
     setup
         .wait_counter("verdict_push_verifications_total", "result=\"allow\"", 3.0)
@@ -315,11 +305,7 @@ async fn an_acr_push_webhook_over_jetstream_makes_the_first_lookup_a_hit() -> Re
     let moved = client.push_image("events/moving", "v1").await?;
     assert_ne!(moved.digest, first.digest);
     setup
-        .post(
-            "acr",
-            acr_event("push", &host, "events/moving", &moved.digest, Some("v1")),
-            Some(&bearer()),
-        )
+        .acr("push", "events/moving", &moved.digest, Some("v1"))
         .await?;
     setup
         .wait_counter("verdict_push_verifications_total", "result=\"deny\"", 2.0)
@@ -334,11 +320,7 @@ async fn an_acr_push_webhook_over_jetstream_makes_the_first_lookup_a_hit() -> Re
         .counter("verdict_inline_verifications_total", "")
         .await?;
     let (status, _) = setup
-        .post(
-            "acr",
-            acr_event("delete", &host, "events/signed", &image.digest, None),
-            Some(&bearer()),
-        )
+        .acr("delete", "events/signed", &image.digest, None)
         .await?;
     assert_eq!(status, 200);
     setup
@@ -555,11 +537,7 @@ async fn two_replicas_on_one_nats_answer_a_pushed_image_from_their_own_stores() 
     .await?;
     let (image, _) = push_signed(&registry, "replicas/app", &cert).await?;
     let (status, _) = a
-        .post(
-            "acr",
-            acr_event("push", &host, "replicas/app", &image.digest, Some("v1")),
-            Some(&bearer()),
-        )
+        .acr("push", "replicas/app", &image.digest, Some("v1"))
         .await?;
     assert_eq!(status, 200);
     a.wait_counter("verdict_replica_messages_total", "result=\"applied\"", 1.0)
@@ -591,12 +569,8 @@ async fn two_replicas_on_one_nats_answer_a_pushed_image_from_their_own_stores() 
     // applied and answers the new image from its store.
     b.kill();
     let (second, _) = push_signed(&registry, "replicas/second", &cert).await?;
-    a.post(
-        "acr",
-        acr_event("push", &host, "replicas/second", &second.digest, Some("v1")),
-        Some(&bearer()),
-    )
-    .await?;
+    a.acr("push", "replicas/second", &second.digest, Some("v1"))
+        .await?;
     a.wait_counter("verdict_replica_messages_total", "result=\"applied\"", 2.0)
         .await?;
     b.restart().await?;
@@ -693,11 +667,7 @@ async fn nats_and_registry_outages_are_retried_and_hopeless_events_dead_lettered
     let (second, _) = push_signed(&registry, "faults/second", &cert).await?;
     registry.stop();
     let (status, _) = setup
-        .post(
-            "acr",
-            acr_event("push", &host, "faults/second", &second.digest, Some("v1")),
-            Some(&bearer()),
-        )
+        .acr("push", "faults/second", &second.digest, Some("v1"))
         .await?;
     assert_eq!(status, 200);
     setup
@@ -713,11 +683,7 @@ async fn nats_and_registry_outages_are_retried_and_hopeless_events_dead_lettered
     // A manifest that does not exist: a definitive failure, dead-lettered at once.
     let missing = format!("sha256:{}", "0".repeat(64));
     setup
-        .post(
-            "acr",
-            acr_event("push", &host, "faults/app", &missing, Some("v9")),
-            Some(&bearer()),
-        )
+        .acr("push", "faults/app", &missing, Some("v9"))
         .await?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while stream_messages(&nats, "VERDICT_DEAD_LETTERS").await? < 1 {
@@ -863,11 +829,7 @@ async fn a_worker_killed_mid_verification_leaves_the_event_to_be_redelivered_onc
     // The registry is down, so the worker is stuck retrying when the process is killed.
     registry.stop();
     let (status, _) = setup
-        .post(
-            "acr",
-            acr_event("push", &host, "killed/app", &image.digest, Some("v1")),
-            Some(&bearer()),
-        )
+        .acr("push", "killed/app", &image.digest, Some("v1"))
         .await?;
     assert_eq!(status, 200);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -967,13 +929,7 @@ async fn push_events_for_repositories_no_trust_policy_covers_are_acknowledged_an
     let (covered, _) = push_signed(&registry, "covered/app", &cert).await?;
     let (other, _) = push_signed(&registry, "other/app", &cert).await?;
     for (repo, image) in [("other/app", &other), ("covered/app", &covered)] {
-        let (status, _) = setup
-            .post(
-                "acr",
-                acr_event("push", &host, repo, &image.digest, Some("v1")),
-                Some(&bearer()),
-            )
-            .await?;
+        let (status, _) = setup.acr("push", repo, &image.digest, Some("v1")).await?;
         assert_eq!(status, 200);
     }
     setup
@@ -1014,11 +970,7 @@ async fn an_accepted_event_survives_a_nats_restart_before_any_worker_took_it() -
     .await?;
     let (image, _) = push_signed(&registry, "durable/app", &cert).await?;
     let (status, _) = receiver
-        .post(
-            "acr",
-            acr_event("push", &host, "durable/app", &image.digest, Some("v1")),
-            Some(&bearer()),
-        )
+        .acr("push", "durable/app", &image.digest, Some("v1"))
         .await?;
     assert_eq!(status, 200, "accepted: stored by JetStream");
     // NATS stops and comes back; only then does a worker start.

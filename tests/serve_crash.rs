@@ -76,15 +76,11 @@ async fn ask(server: &VerdictServer, keys: &[&str]) -> Result<BTreeMap<String, A
 
 /// Sum of `verdict_store_bad_entries_total` samples for verdict entries failing their signature.
 fn bad_signature_count(metrics: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| {
-            l.starts_with(BAD_ENTRIES)
-                && l.contains(r#"kind="verdict""#)
-                && l.contains(r#"reason="bad_signature""#)
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    verdict_testkit::serve::metric_sum(
+        metrics,
+        BAD_ENTRIES,
+        &[r#"kind="verdict""#, r#"reason="bad_signature""#],
+    )
 }
 
 /// Flips one byte in the middle of the stored value of `key` (the store must be closed; layout

@@ -189,7 +189,9 @@ pub async fn run(verdict_bin: &Path, mut say: impl FnMut(&str)) -> Result<DemoOu
         say("");
         verdicts.push(verdict_for_pod);
     }
-    let inline = counter(&verdict, "verdict_inline_verifications_total").await?;
+    let inline = verdict
+        .metric("verdict_inline_verifications_total", &[])
+        .await?;
     say(&format!(
         "# {} inline verification(s) at admission: both answers came from verdicts made on push",
         inline as u64
@@ -205,32 +207,17 @@ pub async fn run(verdict_bin: &Path, mut say: impl FnMut(&str)) -> Result<DemoOu
 /// The webhook secret of the demo's registry notifications.
 const DEMO_WEBHOOK_SECRET: &str = "verdict-demo-webhook-secret";
 
-/// The sum of a counter's series on `verdict`'s metrics endpoint.
-async fn counter(verdict: &VerdictServer, name: &str) -> Result<f64> {
-    let text = verdict.metrics().await?;
-    Ok(text
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .fold(0.0, |a, b| a + b))
-}
-
 /// Waits until `verdict` has applied `events` registry events (30 s at most).
 async fn wait_for_events(verdict: &VerdictServer, events: f64) -> Result<f64> {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         // Applied = verified (an image) or subject_verified (a signature or its tag-schema
         // index); a `retried` event (e.g. an index announced before its tag was linked) is not.
-        let applied = counter(
-            verdict,
-            "verdict_events_processed_total{result=\"verified\"}",
-        )
-        .await?
-            + counter(
-                verdict,
-                "verdict_events_processed_total{result=\"subject_verified\"}",
-            )
-            .await?;
+        let processed = "verdict_events_processed_total";
+        let applied = verdict.metric(processed, &["result=\"verified\""]).await?
+            + verdict
+                .metric(processed, &["result=\"subject_verified\""])
+                .await?;
         if applied >= events {
             return Ok(applied);
         }

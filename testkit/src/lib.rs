@@ -24,6 +24,7 @@ pub mod ratify;
 pub mod registry;
 pub mod serve;
 pub mod shared;
+pub mod stats;
 
 pub use nats::NatsServer;
 pub use oci::{Descriptor, FetchedManifest, OciClient};

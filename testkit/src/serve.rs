@@ -213,6 +213,12 @@ impl VerdictServer {
         item_verdict(&response, key)
     }
 
+    /// The sum of the series of `name` on `/metrics` whose labels contain every one of `labels`
+    /// (see [`metric_sum`]).
+    pub async fn metric(&self, name: &str, labels: &[&str]) -> Result<f64> {
+        Ok(metric_sum(&self.metrics().await?, name, labels))
+    }
+
     /// The Prometheus text of `GET /metrics` on the ops port.
     pub async fn metrics(&self) -> Result<String> {
         let url = format!("http://{}/metrics", self.ops);
@@ -372,4 +378,14 @@ impl ServerPool {
             None => bail!("no server for the configuration"),
         }
     }
+}
+
+/// The sum of the samples in Prometheus text `metrics` of the series starting with `name` whose
+/// labels contain every one of `labels` (e.g. `result="allow"`); 0 when there is none.
+pub fn metric_sum(metrics: &str, name: &str, labels: &[&str]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .fold(0.0, |a, b| a + b)
 }

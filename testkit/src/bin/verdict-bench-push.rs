@@ -26,6 +26,7 @@ use verdict_testkit::pki::{CertBuilder, KeyAlg};
 use verdict_testkit::process::free_port;
 use verdict_testkit::registry::DockerRegistry;
 use verdict_testkit::serve::{ServeOptions, VERIFY_V1, VerdictServer, item_verdict};
+use verdict_testkit::stats::quantile;
 
 const SECRET: &str = "verdict-bench-push-secret";
 
@@ -61,14 +62,6 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 fn summary(ms: &mut [f64]) -> Value {
@@ -251,10 +244,8 @@ async fn run(args: Args) -> Result<()> {
 }
 
 async fn inline_count(server: &VerdictServer) -> Result<f64> {
-    let text = server.metrics().await.context("metrics")?;
-    Ok(text
-        .lines()
-        .filter(|l| l.starts_with("verdict_inline_verifications_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .fold(0.0, |a, b| a + b))
+    server
+        .metric("verdict_inline_verifications_total", &[])
+        .await
+        .context("metrics")
 }

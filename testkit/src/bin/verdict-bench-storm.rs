@@ -32,6 +32,7 @@ use verdict_testkit::oci::{Descriptor, EMPTY_JSON, NOTATION_SIGNATURE, OCI_EMPTY
 use verdict_testkit::pki::{CertBuilder, KeyAlg, TestCert, notation_thumbprints};
 use verdict_testkit::process::free_port;
 use verdict_testkit::serve::{ServeOptions, VERIFY_V1, VerdictServer};
+use verdict_testkit::stats::quantile;
 
 const SECRET: &str = "verdict-bench-storm-secret";
 
@@ -269,13 +270,6 @@ fn vm_hwm_kib(server: &VerdictServer) -> Option<u64> {
         .ok()
 }
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[(((sorted.len() - 1) as f64) * q).round() as usize]
-}
-
 fn report(
     name: &str,
     tally: &mut Tally,
@@ -304,15 +298,11 @@ fn report(
     })
 }
 
-async fn wait_events(server: &VerdictServer, n: usize, limit: Duration) -> Result<f64> {
+/// Waits until `n` verdicts are stored (each image verified on push), at most `limit`.
+async fn wait_stored(server: &VerdictServer, n: usize, limit: Duration) -> Result<f64> {
     let started = Instant::now();
     loop {
-        let text = server.metrics().await?;
-        let done: f64 = text
-            .lines()
-            .filter(|l| l.starts_with("verdict_store_entries"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .fold(0.0, |a, b| a + b);
+        let done = server.metric("verdict_store_entries", &[]).await?;
         if done >= n as f64 {
             return Ok(started.elapsed().as_secs_f64());
         }
@@ -405,7 +395,7 @@ async fn run(args: Args) -> Result<()> {
             .filter(|r| matches!(r, Ok(true)))
             .count();
         let send_s = sent.elapsed().as_secs_f64();
-        let applied_s = wait_events(&server, args.images, Duration::from_secs(1800)).await?;
+        let applied_s = wait_stored(&server, args.images, Duration::from_secs(1800)).await?;
         eprintln!(
             "warm: {accepted} events accepted in {send_s:.1} s, all applied {applied_s:.1} s later"
         );

@@ -366,11 +366,7 @@ async fn lookups(ops: &str) -> Result<Lookups> {
 
 fn lookup_count(metrics: &str, result: &str) -> u64 {
     let label = format!("result=\"{result}\"");
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(LOOKUP_COUNT) && l.contains(&label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    verdict_testkit::serve::metric_sum(metrics, LOOKUP_COUNT, &[&label]) as u64
 }
 
 struct RssArgs {
