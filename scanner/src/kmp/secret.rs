@@ -1,7 +1,7 @@
 //! Certificates out of an Azure Key Vault secret bundle (`GET /secrets/{name}/{version}` of a
 //! certificate: the certificate and its chain, with the private key, which is never kept).
-//! `contentType` says the encoding: `application/x-pem-file` (read here) or
-//! `application/x-pkcs12` (base64 PKCS#12, not read yet: it comes with the Key Vault provider).
+//! `contentType` says the encoding: `application/x-pem-file` or `application/x-pkcs12` (base64
+//! PKCS#12 with an empty password, as Key Vault exports it; its 3DES/SHA-1 PBE is read too).
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -47,14 +47,10 @@ pub fn certificates_from_secret_bundle(bundle: &Value) -> Result<Vec<Vec<u8>>, S
     match content_type {
         "application/x-pem-file" => pem_certificates(value).map_err(fail),
         "application/x-pkcs12" => {
-            base64::engine::general_purpose::STANDARD
+            let der = base64::engine::general_purpose::STANDARD
                 .decode(value.trim())
                 .map_err(|e| fail(format!("its PKCS#12 value is not base64: {e}")))?;
-            Err(fail(
-                "is PKCS#12 (application/x-pkcs12), which this build does not read yet; \
-                 store the certificate in Key Vault with content type application/x-pem-file"
-                    .into(),
-            ))
+            pkcs12_certificates(&der).map_err(fail)
         }
         other => Err(fail(format!(
             "has content type {other:?}; a certificate's secret is application/x-pem-file or \
@@ -84,6 +80,24 @@ fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>, String> {
     Ok(out)
 }
 
+/// Every certificate of a PKCS#12 archive (no password, as Key Vault writes them).
+fn pkcs12_certificates(der: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let certs = super::pkcs12::certificates(der)
+        .map_err(|e| format!("its PKCS#12 value cannot be read: {e}"))?;
+    for (i, c) in certs.iter().enumerate() {
+        x509_parser::certificate::X509Certificate::from_der(c).map_err(|e| {
+            format!(
+                "certificate {} of its PKCS#12 value is not valid X.509: {e}",
+                i + 1
+            )
+        })?;
+    }
+    if certs.is_empty() {
+        return Err("its PKCS#12 value holds no certificate".into());
+    }
+    Ok(certs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +116,6 @@ mod tests {
         assert!(e.reason.contains("no CERTIFICATE block"), "{e}");
         let p12 = json!({"id": "s", "contentType": "application/x-pkcs12", "value": "MIIK"});
         let e = certificates_from_secret_bundle(&p12).unwrap_err();
-        assert!(e.reason.contains("does not read yet"), "{e}");
+        assert!(e.reason.contains("cannot be read"), "{e}");
     }
 }
