@@ -10,8 +10,10 @@
 //!   interop tests (built by `scripts/install-deps.sh --oracles`).
 //! - [`ratify`]: Ratify CRs as users write them (inline KeyManagementProvider, Notation Verifier).
 //! - [`shared`]: `../shared` (reference files required, vectors optional) and recorded skips.
+//! - [`azure`]: HTTPS fakes of Entra ID, Key Vault and ACR's token server on a test CA.
 //! - [`demo`]: `make demo`: a signed and an unsigned image judged by a real `verdict serve`.
 
+pub mod azure;
 pub mod demo;
 pub mod inproc_registry;
 pub mod nats;
@@ -22,6 +24,7 @@ pub mod pki;
 pub mod process;
 pub mod ratify;
 pub mod registry;
+pub mod seeds;
 pub mod serve;
 pub mod shared;
 pub mod stats;

@@ -35,6 +35,11 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
 /// A Notation JWS envelope signing `subject` with `cert` (a one-certificate chain), with the
 /// algorithm Notation requires for the certificate's key and the current time as signing time.
 pub fn sign_jws(subject: &Descriptor, cert: &TestCert) -> Result<Vec<u8>> {
+    sign_jws_chain(subject, cert, &[cert.der().to_vec()])
+}
+
+/// As [`sign_jws`], with `x5c` (DER, leaf first) as the envelope's certificate chain.
+pub fn sign_jws_chain(subject: &Descriptor, cert: &TestCert, x5c: &[Vec<u8>]) -> Result<Vec<u8>> {
     let payload = serde_json::to_vec(&json!({"targetArtifact": {
         "mediaType": subject.media_type,
         "digest": subject.digest,
@@ -57,7 +62,7 @@ pub fn sign_jws(subject: &Descriptor, cert: &TestCert) -> Result<Vec<u8>> {
         "payload": payload_b64,
         "protected": protected_b64,
         "header": {
-            "x5c": [STANDARD.encode(cert.der())],
+            "x5c": x5c.iter().map(|c| STANDARD.encode(c)).collect::<Vec<_>>(),
             "io.cncf.notary.signingAgent": "verdict-testkit",
         },
         "signature": URL_SAFE_NO_PAD.encode(signature),
@@ -73,10 +78,22 @@ pub async fn push_notation_signature(
     subject: &Descriptor,
     cert: &TestCert,
 ) -> Result<Descriptor> {
-    let envelope = sign_jws(subject, cert)?;
+    push_notation_signature_chain(client, repo, subject, cert, &[cert.der().to_vec()]).await
+}
+
+/// As [`push_notation_signature`], signed by `leaf` with `x5c` (DER, leaf first) as the chain.
+pub async fn push_notation_signature_chain(
+    client: &OciClient,
+    repo: &str,
+    subject: &Descriptor,
+    leaf: &TestCert,
+    x5c: &[Vec<u8>],
+) -> Result<Descriptor> {
+    let envelope = sign_jws_chain(subject, leaf, x5c)?;
+    let ders: Vec<&[u8]> = x5c.iter().map(Vec::as_slice).collect();
     let annotations = BTreeMap::from([(
         THUMBPRINT_ANNOTATION.to_string(),
-        notation_thumbprints(&[cert.der()]),
+        notation_thumbprints(&ders),
     )]);
     client
         .push_artifact(

@@ -44,6 +44,8 @@ pub struct ServeOptions {
     pub data_dir: Option<PathBuf>,
     /// More `serve` arguments, e.g. `--verify-deadline-ms 10000`.
     pub extra_args: Vec<OsString>,
+    /// Environment variables of the process (e.g. the workload-identity `AZURE_*` set).
+    pub env: Vec<(OsString, OsString)>,
 }
 
 impl ServeOptions {
@@ -54,7 +56,20 @@ impl ServeOptions {
             plain_http: Vec::new(),
             data_dir: None,
             extra_args: Vec::new(),
+            env: Vec::new(),
         }
+    }
+
+    /// Sets environment variables of the server process.
+    pub fn envs<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<OsString>,
+        V: Into<OsString>,
+    {
+        self.env
+            .extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
     }
 
     /// Adds a registry reached over plain HTTP.
@@ -139,6 +154,7 @@ impl VerdictServer {
             command = command.arg("--plain-http").arg(opts.plain_http.join(","));
         }
         command = command.args(&opts.extra_args);
+        command.env.extend(opts.env.iter().cloned());
         command.name = "verdict serve".into();
         command.cwd = Some(data_dir.clone());
         let mut child = ChildServer::spawn(command, &data_dir.join("verdict.log"))?;
@@ -222,9 +238,27 @@ impl VerdictServer {
     /// The Prometheus text of `GET /metrics` on the ops port.
     pub async fn metrics(&self) -> Result<String> {
         let url = format!("http://{}/metrics", self.ops);
+        self.ops_get(&url)
+            .await?
+            .text()
+            .await
+            .with_context(|| format!("reading the answer of GET {url}"))
+    }
+
+    /// `GET /status` on the ops port (Key Vault providers' status, ...).
+    pub async fn status(&self) -> Result<Value> {
+        let url = format!("http://{}/status", self.ops);
+        self.ops_get(&url)
+            .await?
+            .json()
+            .await
+            .with_context(|| format!("reading the answer of GET {url}"))
+    }
+
+    async fn ops_get(&self, url: &str) -> Result<reqwest::Response> {
         let resp = self
             .probe
-            .get(&url)
+            .get(url)
             .send()
             .await
             .with_context(|| format!("GET {url}"))?;
@@ -233,9 +267,7 @@ impl VerdictServer {
             "GET {url} answered {}",
             resp.status()
         );
-        resp.text()
-            .await
-            .with_context(|| format!("reading the answer of GET {url}"))
+        Ok(resp)
     }
 
     /// Process id while running.
