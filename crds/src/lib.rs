@@ -16,6 +16,8 @@ mod decode;
 mod error;
 mod load;
 mod validate;
+
+pub use validate::parse_go_duration;
 mod yaml;
 
 pub use decode::Decoded;

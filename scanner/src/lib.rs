@@ -1,5 +1,6 @@
 //! Verdict's scanner: registry access, referrer discovery, signature verification and trust policy.
 
+pub mod azure;
 pub mod cosign;
 mod der;
 pub mod error;

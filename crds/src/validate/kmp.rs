@@ -22,6 +22,42 @@ pub(crate) fn is_go_duration(s: &str) -> bool {
     GO_DURATION.is_match(s)
 }
 
+/// A Go duration string (`300ms`, `1.5h`, `1h30m`, `0`) as a [`std::time::Duration`]; `None`
+/// when it is not one (negative durations included) or overflows.
+pub fn parse_go_duration(s: &str) -> Option<std::time::Duration> {
+    if !is_go_duration(s) {
+        return None;
+    }
+    let mut rest = s.strip_prefix('+').unwrap_or(s);
+    if rest == "0" {
+        return Some(std::time::Duration::ZERO);
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(number_len);
+        let value: f64 = number.parse().ok()?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let seconds = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += value * seconds;
+        rest = tail;
+    }
+    std::time::Duration::try_from_secs_f64(total).ok()
+}
+
 fn objects(list: &[KeyVaultObject], base: &FieldPath, what: &str, out: &mut Vec<Diagnostic>) {
     let mut seen = HashSet::new();
     for (i, o) in list.iter().enumerate() {
@@ -237,6 +273,26 @@ pub(super) fn certificate_store(o: &CertificateStore, out: &mut Vec<Diagnostic>)
             )
             .with_fix("use `azurekeyvault` or `inline`"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_go_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn go_durations_parse_as_go_does() {
+        assert_eq!(parse_go_duration("1m"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("300ms"), Some(Duration::from_millis(300)));
+        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_go_duration("+10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_go_duration("1d"), None);
+        assert_eq!(parse_go_duration("-1m"), None);
+        assert_eq!(parse_go_duration("m"), None);
+        assert_eq!(parse_go_duration(""), None);
     }
 }
 

@@ -2,6 +2,8 @@
 
 mod cosign;
 mod kmp;
+
+pub use kmp::parse_go_duration;
 mod notation;
 mod refs;
 

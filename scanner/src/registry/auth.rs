@@ -53,8 +53,27 @@ pub trait AuthProvider: Send + Sync + fmt::Debug {
         registry: &'a str,
     ) -> BoxFuture<'a, Result<Credentials, RegistryError>>;
 
+    /// The credentials for `registry` when its Bearer challenge sent us to `endpoint` (the ACR
+    /// provider exchanges an Entra token at the realm's host). Default: [`Self::credentials`].
+    fn token_credentials<'a>(
+        &'a self,
+        registry: &'a str,
+        _endpoint: TokenEndpoint<'a>,
+    ) -> BoxFuture<'a, Result<Credentials, RegistryError>> {
+        self.credentials(registry)
+    }
+
     /// Called when the registry rejected the credentials; providers drop cached state for it.
     fn invalidate(&self, _registry: &str) {}
+}
+
+/// Where a registry's Bearer challenge sends clients for tokens.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenEndpoint<'a> {
+    /// `realm`: the token server URL (`https://<registry>/oauth2/token` for ACR).
+    pub realm: &'a str,
+    /// `service`, if the challenge named one.
+    pub service: Option<&'a str>,
 }
 
 /// No credentials for any registry.

@@ -14,6 +14,7 @@
 //! manifests and blobs are digest-verified and size-capped while reading; registry failures are
 //! typed ([`RegistryError`]) and never look like an empty result; plain HTTP only for listed hosts.
 
+mod acr;
 mod auth;
 mod client;
 mod digest;
@@ -24,8 +25,10 @@ mod referrers;
 mod token;
 mod transport;
 
+pub use acr::{AcrAuthProvider, DEFAULT_ACR_ENDPOINTS};
 pub use auth::{
-    Anonymous, AuthProvider, Credentials, DockerConfig, StaticCredentials, normalize_registry_key,
+    Anonymous, AuthProvider, Credentials, DockerConfig, StaticCredentials, TokenEndpoint,
+    normalize_registry_key,
 };
 pub use client::{RegistryClient, RegistryConfig, RetryPolicy};
 pub use digest::{Digest, DigestAlgorithm};
@@ -35,4 +38,5 @@ pub use media::{
 };
 pub use reference::{DOCKER_HUB_API_HOST, ImageReference, Repository, api_host};
 pub use referrers::{Referrers, ReferrersSource};
+pub use token::jwt_lifetime;
 pub use transport::{METRIC_REQUESTS, METRIC_RETRIES};

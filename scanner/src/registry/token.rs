@@ -194,11 +194,13 @@ pub(crate) const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 /// the spec's default 60 s — live about an hour; reading `exp` saves a token request per minute.
 /// Header and signature are not needed (ACR refresh tokens have empty ones); base64url padding
 /// is tolerated (ACR pads).
-pub(crate) fn jwt_lifetime(token: &str, now_unix: i64) -> Option<Duration> {
+pub fn jwt_lifetime(token: &str, now_unix: i64) -> Option<Duration> {
     use base64::Engine as _;
-    let payload = token.split('.').nth(1)?;
+    let payload = token.split('.').nth(1)?.trim_end_matches('=');
+    // base64url as JWTs are written; ACR's refresh tokens use the standard alphabet, padded.
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
+        .decode(payload)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(payload))
         .ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let exp = claims

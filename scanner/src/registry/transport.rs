@@ -11,7 +11,7 @@ use reqwest::{Method, StatusCode};
 use tracing::Instrument as _;
 use url::Url;
 
-use super::auth::{AuthProvider, Credentials};
+use super::auth::{AuthProvider, Credentials, TokenEndpoint};
 use super::token::{
     AuthState, Challenge, DEFAULT_TOKEN_LIFETIME, Scheme, TokenResponse, jwt_lifetime,
     parse_challenges,
@@ -103,9 +103,18 @@ impl Transport {
     ) -> Result<reqwest::Response, RegistryError> {
         let registry = call.repo.registry();
         loop {
-            let authz = self
+            let authz = match self
                 .authorization(call.repo, scope, deadline, *fresh_auth)
-                .await?;
+                .await
+            {
+                // The token server refused credentials that may have been cached (a revoked
+                // or expired ACR refresh token): the provider dropped them; once more, fresh.
+                Err(RegistryError::Unauthorized { .. }) if !*fresh_auth => {
+                    *fresh_auth = true;
+                    continue;
+                }
+                other => other?,
+            };
             let resp = self.send_once(call, authz.as_deref(), deadline).await?;
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED {
@@ -231,7 +240,16 @@ impl Transport {
         {
             return Ok(Some(t));
         }
-        let creds = self.auth.credentials(registry).await?;
+        let creds = match (challenge.scheme, challenge.realm.as_deref()) {
+            (Scheme::Bearer, Some(realm)) => {
+                let endpoint = TokenEndpoint {
+                    realm,
+                    service: challenge.service.as_deref(),
+                };
+                self.auth.token_credentials(registry, endpoint).await?
+            }
+            _ => self.auth.credentials(registry).await?,
+        };
         match (challenge.scheme, creds) {
             (_, Credentials::BearerToken(t)) => Ok(Some(format!("Bearer {t}"))),
             (Scheme::Basic, Credentials::Basic { username, password }) => {
