@@ -11,7 +11,10 @@
 //! it (and its verdicts).
 //!
 //! Scope today: the `oras` store, the `notation` and `cosign` verifiers
-//! and the `inline` key management provider. Cosign's Sigstore material (Fulcio roots, Rekor and
+//! and the `inline` and `azurekeyvault` key management providers. Key Vault material is fetched
+//! beforehand (asynchronously, by [`crate::kmp::KmpManager`]) and handed in as [`FetchedMaterial`];
+//! a provider whose material could not be fetched yet makes the configurations that use it
+//! answer "no verdict" (transient) instead of verifying against nothing. Cosign's Sigstore material (Fulcio roots, Rekor and
 //! CT log keys, TSAs) is not part of Ratify's resources (Ratify fetches it through TUF): it is
 //! passed in with [`TrustConfig::from_resources_with_sigstore`]. Other types are configuration
 //! errors that name the resource — a verifier whose trust material cannot be built must not
@@ -57,11 +60,17 @@ pub enum TrustConfigError {
         "the configuration has namespaced resources ({kinds}), which a single trust configuration cannot honour — fix: build a TrustSet"
     )]
     Namespaced { kinds: String },
+    /// Key material this configuration needs could not be fetched (Key Vault unreachable, no
+    /// permission): nothing can be decided until it can. Transient.
+    #[error("trust material is unavailable, no verdict until it can be fetched: {}", .reasons.join("; "))]
+    Unavailable { reasons: Vec<String> },
 }
 
 impl TrustConfigError {
+    /// Only missing trust material is transient: the same resources otherwise fail the same way
+    /// until someone edits them.
     pub fn is_transient(&self) -> bool {
-        false
+        matches!(self, TrustConfigError::Unavailable { .. })
     }
 
     fn resource(
@@ -90,12 +99,47 @@ pub const VERIFICATION_LOGIC_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), 
 pub struct KeyMaterial {
     /// Certificates, PEM as configured (one provider may hold a chain).
     pub certificates_pem: Vec<String>,
-    /// Public keys, PEM as configured.
-    pub public_keys_pem: Vec<String>,
+    /// Public keys: inline ones unnamed and unversioned, Key Vault ones by name and version.
+    pub keys: Vec<ProviderKey>,
+    /// Fetched from a service (Key Vault): empty is then a state (every version disabled), which
+    /// trusts nothing, rather than a configuration error.
+    pub fetched: bool,
+    /// Why the material could not be fetched yet (no successful fetch since start).
+    pub unavailable: Option<String>,
+}
+
+impl KeyMaterial {
+    /// Material of a provider that has never been fetched successfully.
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        KeyMaterial {
+            fetched: true,
+            unavailable: Some(reason.into()),
+            ..KeyMaterial::default()
+        }
+    }
+}
+
+/// Material of KeyManagementProviders that live in a service (Azure Key Vault), fetched before
+/// a configuration is built: by namespace (`None`: cluster-wide) and provider name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchedMaterial {
+    by_provider: BTreeMap<(Option<String>, String), KeyMaterial>,
+}
+
+impl FetchedMaterial {
+    pub fn insert(&mut self, namespace: Option<&str>, name: &str, material: KeyMaterial) {
+        self.by_provider
+            .insert((namespace.map(str::to_owned), name.to_owned()), material);
+    }
+
+    pub fn get(&self, namespace: Option<&str>, name: &str) -> Option<&KeyMaterial> {
+        self.by_provider
+            .get(&(namespace.map(str::to_owned), name.to_owned()))
+    }
 }
 
 /// Registry settings from the `oras` Store resource.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct StoreSettings {
     /// `useHttp: true`: talk plain HTTP to every registry (Ratify's semantics).
     pub use_http: bool,
@@ -103,6 +147,8 @@ pub struct StoreSettings {
     pub cosign_enabled: bool,
     /// `authProvider.name` (e.g. `dockerConfig`, `azureWorkloadIdentity`), if configured.
     pub auth_provider: Option<String>,
+    /// `authProvider.clientID`: the workload identity to use instead of `AZURE_CLIENT_ID`.
+    pub auth_client_id: Option<String>,
 }
 
 /// What one verifier checks.
@@ -145,8 +191,11 @@ pub struct TrustConfig {
     /// In configuration order; the first verifier that can verify an artifact type handles it.
     pub verifiers: Vec<VerifierConfig>,
     pub policy: ArtifactPolicy,
+    /// Providers whose material could not be fetched: every verification under this
+    /// configuration is "no verdict" (transient) until they can.
+    pub unavailable: Vec<String>,
     /// `sha256:<hex>` over everything above, including the certificates' fingerprints.
-    pub fingerprint: String,
+    pub fingerprint: Arc<str>,
 }
 
 impl TrustConfig {
@@ -204,6 +253,11 @@ impl TrustConfig {
                 store.use_http = p.use_http.unwrap_or(false);
                 store.cosign_enabled = p.cosign_enabled.unwrap_or(false);
                 store.auth_provider = p.auth_provider.as_ref().and_then(|a| a.name.clone());
+                store.auth_client_id = p
+                    .auth_provider
+                    .as_ref()
+                    .and_then(|a| a.client_id.clone())
+                    .filter(|c| !c.is_empty());
             }
             let _ = writeln!(canonical, "store {}", json_of(&s.spec));
         }
@@ -212,9 +266,15 @@ impl TrustConfig {
             let _ = writeln!(canonical, "policy {}", json_of(&p.spec));
         }
         let mut verifiers = Vec::new();
+        let mut unavailable = Vec::new();
         for v in &parts.verifiers {
-            verifiers.push(verifier_config(v, kmps, sigstore)?);
+            verifiers.push(verifier_config(v, kmps, sigstore, &mut unavailable)?);
             let _ = writeln!(canonical, "verifier {} {}", v.name(), json_of(&v.spec));
+        }
+        unavailable.sort();
+        unavailable.dedup();
+        for u in &unavailable {
+            let _ = writeln!(canonical, "unavailable {u}");
         }
         if verifiers.is_empty() {
             return Err(TrustConfigError::NoVerifier);
@@ -234,7 +294,8 @@ impl TrustConfig {
             store,
             verifiers,
             policy,
-            fingerprint,
+            unavailable,
+            fingerprint: fingerprint.into(),
         })
     }
 
@@ -301,10 +362,20 @@ pub struct TrustSet {
 impl TrustSet {
     /// Builds the cluster-wide configuration and each namespace's effective one: per kind, the
     /// namespace's own Stores, Verifiers and Policy where it has any, else the cluster's. Any
-    /// configuration that cannot be built fails the whole set, naming the resource.
+    /// configuration that cannot be built fails the whole set, naming the resource. Key Vault
+    /// providers count as not fetched yet: use [`Self::from_resources_with_material`].
     pub fn from_resources_with_sigstore<'a>(
         resources: impl IntoIterator<Item = &'a Resource>,
         sigstore: Arc<SigstoreTrustRoot>,
+    ) -> Result<Self, TrustConfigError> {
+        Self::from_resources_with_material(resources, sigstore, &FetchedMaterial::default())
+    }
+
+    /// As [`Self::from_resources_with_sigstore`], with the material of Key Vault providers.
+    pub fn from_resources_with_material<'a>(
+        resources: impl IntoIterator<Item = &'a Resource>,
+        sigstore: Arc<SigstoreTrustRoot>,
+        fetched: &FetchedMaterial,
     ) -> Result<Self, TrustConfigError> {
         let mut cluster = Parts::default();
         let mut cluster_kmps: BTreeMap<String, KeyMaterial> = BTreeMap::new();
@@ -316,13 +387,14 @@ impl TrustSet {
             has_namespaced |= ns.is_some();
             match r {
                 Resource::KeyManagementProvider(kmp) => {
-                    cluster_kmps.insert(kmp.name().to_owned(), key_material(kmp)?);
+                    cluster_kmps.insert(kmp.name().to_owned(), key_material(kmp, None, fetched)?);
                 }
                 Resource::NamespacedKeyManagementProvider(kmp) => {
+                    let ns = ns.unwrap_or("default");
                     ns_kmps
-                        .entry(ns.unwrap_or("default"))
+                        .entry(ns)
                         .or_default()
-                        .insert(kmp.name().to_owned(), key_material(kmp)?);
+                        .insert(kmp.name().to_owned(), key_material(kmp, Some(ns), fetched)?);
                 }
                 Resource::Verifier(v) => cluster.verifiers.push(v),
                 Resource::Store(s) => cluster.stores.push(s),
@@ -455,13 +527,43 @@ impl TrustSet {
     }
 }
 
+/// The trust set a running server decides with, replaced as a whole when Key Vault material or
+/// the configuration changes; every lookup reads it without taking a lock.
+#[derive(Debug)]
+pub struct LiveTrust(arc_swap::ArcSwap<TrustSet>);
+
+impl LiveTrust {
+    pub fn new(set: TrustSet) -> Self {
+        LiveTrust(arc_swap::ArcSwap::from_pointee(set))
+    }
+
+    /// The set in force now (it stays valid for whoever holds it after a replacement).
+    pub fn current(&self) -> Arc<TrustSet> {
+        self.0.load_full()
+    }
+
+    /// Puts `set` in force and returns the one it replaced.
+    pub fn replace(&self, set: TrustSet) -> Arc<TrustSet> {
+        self.0.swap(Arc::new(set))
+    }
+
+    /// Reads the set in force without cloning its `Arc` (hot paths).
+    pub fn with<R>(&self, f: impl FnOnce(&TrustSet) -> R) -> R {
+        f(&self.0.load())
+    }
+}
+
 fn json_of<T: serde::Serialize>(v: &T) -> String {
     // Serialising a value of our own types cannot fail; an empty string would only weaken the
     // fingerprint, never make two different configurations equal in practice.
     serde_json::to_string(v).unwrap_or_default()
 }
 
-fn key_material(kmp: &KeyManagementProvider) -> Result<KeyMaterial, TrustConfigError> {
+fn key_material(
+    kmp: &KeyManagementProvider,
+    namespace: Option<&str>,
+    fetched: &FetchedMaterial,
+) -> Result<KeyMaterial, TrustConfigError> {
     const KIND: &str = "KeyManagementProvider";
     let name = kmp.name();
     match (kmp.spec.type_.as_str(), kmp.spec.parameters.as_ref()) {
@@ -470,11 +572,16 @@ fn key_material(kmp: &KeyManagementProvider) -> Result<KeyMaterial, TrustConfigE
             match p.content_type.as_deref() {
                 Some("certificate") => Ok(KeyMaterial {
                     certificates_pem: vec![value],
-                    public_keys_pem: vec![],
+                    ..KeyMaterial::default()
                 }),
+                // Ratify's inline providers hold one unnamed, unversioned key.
                 Some("key") => Ok(KeyMaterial {
-                    certificates_pem: vec![],
-                    public_keys_pem: vec![value],
+                    keys: vec![ProviderKey {
+                        name: String::new(),
+                        version: String::new(),
+                        pem: value,
+                    }],
+                    ..KeyMaterial::default()
                 }),
                 other => Err(TrustConfigError::resource(
                     KIND,
@@ -484,17 +591,16 @@ fn key_material(kmp: &KeyManagementProvider) -> Result<KeyMaterial, TrustConfigE
                 )),
             }
         }
-        ("azurekeyvault", _) => Err(TrustConfigError::resource(
-            KIND,
-            name,
-            "type azurekeyvault is not available in this build yet",
-            "use an `inline` KeyManagementProvider with the certificate or key PEM for now",
-        )),
+        ("azurekeyvault", _) => Ok(fetched.get(namespace, name).cloned().unwrap_or_else(|| {
+            KeyMaterial::unavailable(format!(
+                "KeyManagementProvider {name:?} has not been fetched from Key Vault"
+            ))
+        })),
         (other, _) => Err(TrustConfigError::resource(
             KIND,
             name,
             format!("type {other:?} is not supported"),
-            "use type `inline` (or `azurekeyvault` once available)",
+            "use type `inline` or `azurekeyvault`",
         )),
     }
 }
@@ -541,22 +647,25 @@ fn artifact_policy(
     }
 }
 
-/// Keys of KeyManagementProviders and key files, as Cosign trust policies resolve them.
-struct CosignKeys<'a>(&'a KmpIndex<'a>);
+/// Keys of KeyManagementProviders and key files, as Cosign trust policies resolve them; notes
+/// the providers whose material is unavailable.
+struct CosignKeys<'a> {
+    kmps: &'a KmpIndex<'a>,
+    unavailable: std::cell::RefCell<Vec<String>>,
+}
 
 impl cosign::KeyResolver for CosignKeys<'_> {
     fn provider_keys(&self, provider: &str) -> Option<Vec<ProviderKey>> {
-        // Inline providers hold one unnamed, unversioned key (Ratify's empty KMPMapKey).
-        self.0.get(provider).ok().map(|m| {
-            m.public_keys_pem
-                .iter()
-                .map(|pem| ProviderKey {
-                    name: String::new(),
-                    version: String::new(),
-                    pem: pem.clone(),
-                })
-                .collect()
+        self.kmps.get(provider).ok().map(|m| {
+            if let Some(reason) = &m.unavailable {
+                self.unavailable.borrow_mut().push(reason.clone());
+            }
+            m.keys.clone()
         })
+    }
+
+    fn provider_is_fetched(&self, provider: &str) -> bool {
+        self.kmps.get(provider).is_ok_and(|m| m.fetched)
     }
 
     fn read_key_file(&self, path: &str) -> Result<String, String> {
@@ -568,6 +677,7 @@ fn verifier_config(
     v: &Verifier,
     kmps: &KmpIndex<'_>,
     sigstore: &Arc<SigstoreTrustRoot>,
+    unavailable: &mut Vec<String>,
 ) -> Result<VerifierConfig, TrustConfigError> {
     const KIND: &str = "Verifier";
     let name = v.name();
@@ -641,7 +751,10 @@ fn verifier_config(
                                 "use a cluster-wide KeyManagementProvider (bare name) or a NamespacedKeyManagementProvider of the same namespace (`namespace/name`)",
                             ),
                         })?;
-                        if material.certificates_pem.is_empty() {
+                        if let Some(reason) = &material.unavailable {
+                            unavailable.push(reason.clone());
+                        }
+                        if material.certificates_pem.is_empty() && !material.fetched {
                             return Err(TrustConfigError::resource(
                                 KIND,
                                 name,
@@ -672,7 +785,11 @@ fn verifier_config(
             })
         }
         ("cosign", Some(VerifierParameters::Cosign(p))) => {
-            let verifier = CosignVerifier::from_parameters(p, &CosignKeys(kmps), sigstore.clone())
+            let resolver = CosignKeys {
+                kmps,
+                unavailable: std::cell::RefCell::new(Vec::new()),
+            };
+            let verifier = CosignVerifier::from_parameters(p, &resolver, sigstore.clone())
                 .map_err(|e| match e {
                     cosign::CosignError::Config { message, fix } => {
                         TrustConfigError::resource(KIND, name, message, fix)
@@ -684,6 +801,7 @@ fn verifier_config(
                         "fix the Sigstore trusted root",
                     ),
                 })?;
+            unavailable.extend(resolver.unavailable.into_inner());
             Ok(VerifierConfig {
                 name: name.to_owned(),
                 verifier_type,

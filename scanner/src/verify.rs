@@ -72,6 +72,14 @@ impl ImageVerifier {
         now: DateTime<Utc>,
     ) -> Result<VerificationResult, Error> {
         let original = reference.to_string();
+        if !self.trust.unavailable.is_empty() {
+            // Verifying against key material that could not be fetched would deny what the
+            // real keys allow: no verdict instead, until the material arrives.
+            return Err(crate::trust::TrustConfigError::Unavailable {
+                reasons: self.trust.unavailable.clone(),
+            }
+            .into());
+        }
         let span = info_span!("verify", subject = %original);
         async move {
             let descriptor = match self.registry.resolve(reference).await {
@@ -186,7 +194,7 @@ impl ImageVerifier {
             reports,
             evidence,
             &self.trust.policy,
-            self.trust.fingerprint.clone(),
+            self.trust.fingerprint.to_string(),
             now,
         ))
     }
@@ -211,7 +219,7 @@ impl ImageVerifier {
             )],
             vec![],
             &self.trust.policy,
-            self.trust.fingerprint.clone(),
+            self.trust.fingerprint.to_string(),
             now,
         )
     }

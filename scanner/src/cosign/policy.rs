@@ -103,6 +103,11 @@ pub trait KeyResolver {
     fn provider_keys(&self, provider: &str) -> Option<Vec<ProviderKey>>;
     /// The PEM text of key file `path`.
     fn read_key_file(&self, path: &str) -> Result<String, String>;
+    /// Whether `provider`'s keys come from a service (Key Vault), where holding no matching key
+    /// is a state (every version disabled: trust nothing) rather than a configuration error.
+    fn provider_is_fetched(&self, _provider: &str) -> bool {
+        false
+    }
 }
 
 /// A configured Cosign verifier: its trust policies and the Sigstore trust material.
@@ -411,7 +416,7 @@ fn resolve_keys(
                     .filter(|pk| name.is_none_or(|n| pk.name == n))
                     .filter(|pk| version.is_none_or(|v| pk.version == v))
                     .collect();
-                if selected.is_empty() {
+                if selected.is_empty() && !resolver.provider_is_fetched(p) {
                     let what = match (name, version) {
                         (None, _) => "no public keys".to_owned(),
                         (Some(n), None) => format!("no key named `{n}`"),
