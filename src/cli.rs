@@ -167,10 +167,20 @@ pub struct TrustArgs {
     /// transparency-log checks. Ratify fetches these through TUF; Verdict never fetches at verify time.
     #[arg(long, env = "VERDICT_SIGSTORE_TRUSTED_ROOT")]
     pub sigstore_trusted_root: Option<PathBuf>,
+
+    /// How often `azurekeyvault` KeyManagementProviders without `refreshInterval` are fetched
+    /// again (seconds). A failed fetch keeps the last good material and is reported in /status.
+    #[arg(long, env = "VERDICT_KMP_REFRESH_SECS", default_value_t = 300)]
+    pub kmp_refresh_secs: u64,
+
+    /// Versions trusted per Key Vault certificate or key without a pinned version (newest
+    /// enabled ones first; a resource's `versionHistoryLimit` wins).
+    #[arg(long, env = "VERDICT_KMP_VERSION_LIMIT", default_value_t = verdict_scanner::kmp::DEFAULT_VERSION_LIMIT)]
+    pub kmp_version_limit: usize,
 }
 
 /// How registries are reached (shared by `verify` and `serve`).
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RegistryArgs {
     /// Registries to reach over plain HTTP (`host:port` or `host`); repeat or comma-separate.
     /// A Store with `useHttp: true` means every registry.
@@ -185,6 +195,26 @@ pub struct RegistryArgs {
     /// Deadline for each registry call, in seconds.
     #[arg(long, env = "VERDICT_REGISTRY_TIMEOUT_SECS", default_value_t = 10)]
     pub registry_timeout_secs: u64,
+
+    /// PEM CA certificates trusted for registries, Entra ID, ACR token servers and Key Vault, in
+    /// addition to the platform roots and `SSL_CERT_FILE` (a TLS-inspecting proxy's CA, an
+    /// emulator's). Repeat or comma-separate.
+    #[arg(long, env = "VERDICT_EXTRA_CA_FILE", value_delimiter = ',')]
+    pub extra_ca_file: Vec<PathBuf>,
+
+    /// ACR login servers that get Entra ID credentials with a Store's
+    /// `authProvider: {name: azureWorkloadIdentity}` (`*.suffix`, `host` or `host:port`).
+    #[arg(
+        long,
+        env = "VERDICT_ACR_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "*.azurecr.io,*.azurecr.us,*.azurecr.cn"
+    )]
+    pub acr_endpoints: Vec<String>,
+
+    /// Deadline of each call to Entra ID, an ACR token exchange or Key Vault, in seconds.
+    #[arg(long, env = "VERDICT_AZURE_TIMEOUT_SECS", default_value_t = 10)]
+    pub azure_timeout_secs: u64,
 }
 
 #[derive(Debug, Args)]

@@ -58,16 +58,31 @@ impl Readiness {
     }
 }
 
+/// A section of `/status`: its name and what it reports now.
+pub type StatusSource = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
 /// What the operations port serves.
 #[derive(Clone)]
 pub struct Ops {
     pub readiness: Readiness,
     pub metrics: PrometheusHandle,
+    /// `/status` sections (for example `keyManagementProviders`), read at every request.
+    pub status: Vec<(String, StatusSource)>,
 }
 
 impl Ops {
     pub fn new(readiness: Readiness, metrics: PrometheusHandle) -> Self {
-        Ops { readiness, metrics }
+        Ops {
+            readiness,
+            metrics,
+            status: Vec::new(),
+        }
+    }
+
+    /// Adds a `/status` section.
+    pub fn with_status(mut self, name: &str, source: StatusSource) -> Self {
+        self.status.push((name.to_owned(), source));
+        self
     }
 }
 
@@ -77,6 +92,7 @@ pub fn router(ops: Ops) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
+        .route("/status", get(status))
         .with_state(ops)
 }
 
@@ -96,6 +112,14 @@ async fn readyz(State(ops): State<Ops>) -> Response {
         };
         (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
     }
+}
+
+async fn status(State(ops): State<Ops>) -> Response {
+    let mut body = serde_json::Map::new();
+    for (name, source) in &ops.status {
+        body.insert(name.clone(), source());
+    }
+    axum::Json(serde_json::Value::Object(body)).into_response()
 }
 
 async fn metrics_text(State(ops): State<Ops>) -> Response {

@@ -80,7 +80,7 @@ impl StoreVerdictCache {
 
     /// The store key of `key` (its scope's namespace, not the request's) and the fingerprint of
     /// its scope's configuration. A scope is the key's own namespace or the cluster's.
-    fn key<'a>(&'a self, key: &'a SubjectKey) -> (SubjectKey, &'a str) {
+    fn key(&self, key: &SubjectKey) -> (SubjectKey, Arc<str>) {
         let (scope, fingerprint) = self.scopes.scope(key.namespace());
         let store_key = match scope {
             None => key.without_namespace(),
@@ -164,8 +164,8 @@ impl VerdictCache for StoreVerdictCache {
     fn get_memory(&self, key: &SubjectKey, now: DateTime<Utc>) -> Option<Arc<ServedVerdict>> {
         let (_, fingerprint) = self.scopes.scope(key.namespace());
         self.hot
-            .get(key, now, fingerprint)
-            .or_else(|| self.denies.get(key, now, fingerprint))
+            .get(key, now, &fingerprint)
+            .or_else(|| self.denies.get(key, now, &fingerprint))
     }
 
     fn get_stored(
@@ -177,7 +177,7 @@ impl VerdictCache for StoreVerdictCache {
         let (store_key, fingerprint) = self.key(key);
         match self
             .store
-            .get(&store_key, fingerprint, now)
+            .get(&store_key, &fingerprint, now)
             .map_err(|e| store_error(format!("reading the verdict for {key}"), e))?
         {
             Lookup::Hit(v) if v.result.is_success => {

@@ -3,14 +3,13 @@
 //! scope; [`RegistryTagResolver`]: a registry HEAD), plus [`TrustScopes`], which says which trust
 //! configuration decides a `[namespace]` key.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
 use verdict_scanner::registry::{Digest, ImageReference, RegistryClient};
 use verdict_scanner::report::VerificationResult;
-use verdict_scanner::trust::{TrustConfig, TrustSet};
+use verdict_scanner::trust::{LiveTrust, TrustConfig, TrustSet};
 use verdict_scanner::verify::ImageVerifier;
 
 use crate::error::Error;
@@ -49,57 +48,62 @@ pub trait TagResolver: Send + Sync {
 pub trait TrustScopes: Send + Sync {
     /// The scope deciding `[namespace]` keys (`None`: the cluster-wide configuration) and the
     /// fingerprint of its configuration; a verdict is only served under that fingerprint.
-    fn scope<'a>(&'a self, namespace: Option<&'a str>) -> (Option<&'a str>, &'a str);
+    fn scope<'a>(&self, namespace: Option<&'a str>) -> (Option<&'a str>, Arc<str>);
 }
 
 /// Fingerprint of "no configuration applies": matches no verdict (nothing is verified there).
 const NO_CONFIGURATION: &str = "sha256:none";
 
 impl TrustScopes for TrustSet {
-    fn scope<'a>(&'a self, namespace: Option<&'a str>) -> (Option<&'a str>, &'a str) {
+    fn scope<'a>(&self, namespace: Option<&'a str>) -> (Option<&'a str>, Arc<str>) {
         let scope = TrustSet::scope(self, namespace);
         let fingerprint = self
             .for_namespace(scope)
-            .map_or(NO_CONFIGURATION, |c| c.fingerprint.as_str());
+            .map_or_else(|_| Arc::from(NO_CONFIGURATION), |c| c.fingerprint.clone());
         (scope, fingerprint)
+    }
+}
+
+/// The trust set in force now (it changes when Key Vault material or the configuration does).
+impl TrustScopes for LiveTrust {
+    fn scope<'a>(&self, namespace: Option<&'a str>) -> (Option<&'a str>, Arc<str>) {
+        self.with(|set| TrustScopes::scope(set, namespace))
     }
 }
 
 /// One configuration for every namespace (tests, and tools without multi-tenancy).
 #[derive(Debug, Clone)]
-pub struct SingleScope(pub String);
+pub struct SingleScope(pub Arc<str>);
 
 impl TrustScopes for SingleScope {
-    fn scope<'a>(&'a self, _namespace: Option<&'a str>) -> (Option<&'a str>, &'a str) {
-        (None, &self.0)
+    fn scope<'a>(&self, _namespace: Option<&'a str>) -> (Option<&'a str>, Arc<str>) {
+        (None, self.0.clone())
     }
 }
 
+/// Gives the registry client a configuration's Store settings call for.
+pub type RegistryFor = dyn Fn(&TrustConfig) -> Result<RegistryClient, String> + Send + Sync;
+
 /// The scanner's pipeline as the inline (miss-path) verifier: each `[namespace]` key is verified
-/// under its namespace's effective configuration ([`TrustSet`]).
-#[derive(Clone, Debug)]
+/// under its namespace's effective configuration in the trust set in force at that moment.
+#[derive(Clone)]
 pub struct PipelineVerifier {
-    trust: Arc<TrustSet>,
-    /// One verifier per scope (`None`: cluster-wide).
-    verifiers: HashMap<Option<String>, ImageVerifier>,
+    trust: Arc<LiveTrust>,
+    registry_for: Arc<RegistryFor>,
+}
+
+impl std::fmt::Debug for PipelineVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineVerifier").finish_non_exhaustive()
+    }
 }
 
 impl PipelineVerifier {
-    /// `registry_for` gives the registry client a configuration's Store settings call for.
-    pub fn new(
-        trust: Arc<TrustSet>,
-        mut registry_for: impl FnMut(&TrustConfig) -> RegistryClient,
-    ) -> Self {
-        let verifiers = trust
-            .configs()
-            .map(|(scope, config)| {
-                (
-                    scope.map(str::to_owned),
-                    ImageVerifier::new(registry_for(config), Arc::clone(config)),
-                )
-            })
-            .collect();
-        PipelineVerifier { trust, verifiers }
+    pub fn new(trust: Arc<LiveTrust>, registry_for: Arc<RegistryFor>) -> Self {
+        PipelineVerifier {
+            trust,
+            registry_for,
+        }
     }
 }
 
@@ -110,15 +114,12 @@ impl InlineVerifier for PipelineVerifier {
         namespace: Option<&str>,
         reference: &ImageReference,
     ) -> Result<VerificationResult, Error> {
-        let scope = self.trust.scope(namespace).map(str::to_owned);
-        let Some(verifier) = self.verifiers.get(&scope) else {
-            let reason = match self.trust.for_namespace(namespace) {
-                Err(e) => e.to_string(),
-                Ok(_) => format!("no verifier was built for scope {scope:?}"),
-            };
-            return Err(Error::VerifyFailed(reason));
-        };
-        verifier
+        let set = self.trust.current();
+        let config = set
+            .for_namespace(set.scope(namespace))
+            .map_err(|e| Error::VerifyFailed(e.to_string()))?;
+        let registry = (self.registry_for)(config).map_err(Error::VerifyFailed)?;
+        ImageVerifier::new(registry, Arc::clone(config))
             .verify(reference, Utc::now())
             .await
             .map_err(|e| Error::Verification {

@@ -14,7 +14,7 @@ use verdict_events::{
 };
 use verdict_scanner::registry::RegistryClient;
 use verdict_scanner::store::{VerdictSigner, VerdictStore};
-use verdict_scanner::trust::TrustSet;
+use verdict_scanner::trust::LiveTrust;
 
 use super::push::{APPLIED_MARKER, PushHandler, ReplicaSink, Replication};
 use crate::cli::{EventArgs, Role};
@@ -32,7 +32,7 @@ pub struct Parts {
     /// The tag map the service's resolver reads; push events update it.
     pub tags: Arc<TagMap>,
     /// The trust configuration (which repositories any policy covers).
-    pub trust: Arc<TrustSet>,
+    pub trust: Arc<LiveTrust>,
 }
 
 /// Starts the workers (and the bus they read) when events are configured, and with NATS the

@@ -18,7 +18,7 @@ use verdict_scanner::store::{
     seal_replicated,
 };
 use verdict_scanner::subject::SubjectKey;
-use verdict_scanner::trust::TrustSet;
+use verdict_scanner::trust::LiveTrust;
 
 /// Histogram: seconds from a receiver accepting a push event to its verdict being stored here
 /// (and published to the other replicas).
@@ -50,7 +50,7 @@ pub struct PushHandler {
     service: VerdictService,
     registry: RegistryClient,
     tags: Arc<TagMap>,
-    trust: Arc<TrustSet>,
+    trust: Arc<LiveTrust>,
     replication: Option<Replication>,
 }
 
@@ -59,7 +59,7 @@ impl PushHandler {
         service: VerdictService,
         registry: RegistryClient,
         tags: Arc<TagMap>,
-        trust: Arc<TrustSet>,
+        trust: Arc<LiveTrust>,
         replication: Option<Replication>,
     ) -> Self {
         PushHandler {
@@ -164,7 +164,7 @@ impl EventHandler for PushHandler {
                 };
                 // An image no trust policy covers could only be denied: nothing to prepare.
                 let name = repository.to_string();
-                if !self.trust.configs().any(|(_, c)| c.covers(&name)) {
+                if !self.trust.current().configs().any(|(_, c)| c.covers(&name)) {
                     tracing::debug!(repository = %name, "no trust policy covers this repository; event acknowledged");
                     return Ok("not_covered");
                 }

@@ -44,7 +44,9 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
-    let trust = super::registry::load_trust(&args.config, &args.trust)?;
+    let trust = super::registry::TrustRuntime::load(&args.config, &args.trust, &args.registry)
+        .await?
+        .current();
     let config = Arc::clone(trust.for_namespace(args.namespace.as_deref())?);
     let registry = super::registry::client(&args.registry, &config.store)?;
     let images = if args.target.contains('/') {

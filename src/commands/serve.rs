@@ -44,12 +44,17 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         .context("cannot install the metrics recorder")?;
     let readiness = Readiness::new(&["store", "config"]);
 
-    let trust = Arc::new(super::registry::load_trust(&args.config, &args.trust)?);
-    for (scope, config) in trust.configs() {
+    let runtime = Arc::new(
+        super::registry::TrustRuntime::load(&args.config, &args.trust, &args.registry).await?,
+    );
+    let trust = Arc::clone(&runtime.live);
+    let initial = runtime.current();
+    for (scope, config) in initial.configs() {
         tracing::info!(
             scope = scope.unwrap_or("cluster"),
             fingerprint = %config.fingerprint,
             verifiers = config.verifiers.len(),
+            unavailable = config.unavailable.len(),
             "trust configuration loaded"
         );
     }
@@ -88,24 +93,22 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let store: Arc<dyn VerdictStore> = Arc::new(store);
     readiness.set("store", true);
 
-    // One registry client per Store setting that matters to it (`useHttp`), shared by scopes.
-    let mut clients = std::collections::HashMap::new();
-    for (_, config) in trust.configs() {
-        if let std::collections::hash_map::Entry::Vacant(slot) =
-            clients.entry(config.store.use_http)
-        {
-            slot.insert(super::registry::client(&args.registry, &config.store)?);
-        }
-    }
-    let cluster_store = trust.cluster().map(|c| c.store.clone()).unwrap_or_default();
+    // One registry client per distinct Store settings (`useHttp`, auth provider), shared by
+    // scopes and built when a configuration first needs it (a refresh may bring new ones).
+    let clients = Arc::new(RegistryClients::new(args.registry.clone()));
+    let cluster_store = initial
+        .cluster()
+        .map(|c| c.store.clone())
+        .unwrap_or_default();
     // Mutation keys carry no namespace: tags are resolved with the cluster-wide Store's client.
-    let registry = match clients.get(&cluster_store.use_http) {
-        Some(c) => c.clone(),
-        None => super::registry::client(&args.registry, &cluster_store)?,
+    let registry = clients.get(&cluster_store)?;
+    let registry_for = {
+        let clients = Arc::clone(&clients);
+        Arc::new(move |config: &verdict_scanner::trust::TrustConfig| {
+            clients.get(&config.store).map_err(|e| format!("{e:#}"))
+        })
     };
-    let verifier = PipelineVerifier::new(Arc::clone(&trust), |config| {
-        clients[&config.store.use_http].clone()
-    });
+    let verifier = PipelineVerifier::new(Arc::clone(&trust), registry_for);
 
     let (cert, key) = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
@@ -158,6 +161,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     )?;
 
     let cancel = CancellationToken::new();
+    runtime.spawn_refresher(cancel.child_token());
     tokio::spawn(verdict_cache_api::upkeep::run(
         cache,
         Duration::from_secs(args.sweep_interval_secs),
@@ -180,7 +184,14 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         tags,
         trust: Arc::clone(&trust),
     };
-    let mut api = CacheApi::bind(config, service, Ops::new(readiness, metrics)).await?;
+    let ops = Ops::new(readiness, metrics).with_status(
+        "keyManagementProviders",
+        Arc::new({
+            let runtime = Arc::clone(&runtime);
+            move || serde_json::to_value(runtime.statuses()).unwrap_or_default()
+        }),
+    );
+    let mut api = CacheApi::bind(config, service, ops).await?;
     if let Some(router) = super::events::start(&args.events, parts, &cancel).await? {
         let addr = args
             .events
@@ -206,6 +217,42 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     );
     api.run(cancel).await?;
     Ok(())
+}
+
+/// Registry clients by Store settings, built on first use.
+struct RegistryClients {
+    args: crate::cli::RegistryArgs,
+    built: std::sync::Mutex<
+        std::collections::HashMap<
+            verdict_scanner::trust::StoreSettings,
+            verdict_scanner::registry::RegistryClient,
+        >,
+    >,
+}
+
+impl RegistryClients {
+    fn new(args: crate::cli::RegistryArgs) -> Self {
+        RegistryClients {
+            args,
+            built: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn get(
+        &self,
+        store: &verdict_scanner::trust::StoreSettings,
+    ) -> anyhow::Result<verdict_scanner::registry::RegistryClient> {
+        let mut built = self
+            .built
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(c) = built.get(store) {
+            return Ok(c.clone());
+        }
+        let client = super::registry::client(&self.args, store)?;
+        built.insert(store.clone(), client.clone());
+        Ok(client)
+    }
 }
 
 /// Whoever can write the store and read the key beside it can forge verdicts: in a cluster the

@@ -15,17 +15,22 @@ use super::{EXIT_INVALID, EXIT_USAGE};
 use crate::cli::{OutputFormat, VerifyArgs};
 
 pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let trust = super::registry::load_trust(&args.config, &args.trust)?;
     let reference = ImageReference::parse(&args.image)
         .with_context(|| format!("invalid image reference {:?}", args.image))?;
-    let config = Arc::clone(trust.for_namespace(args.namespace.as_deref())?);
-    let registry = super::registry::client(&args.registry, &config.store)?;
-    let verifier = ImageVerifier::new(registry, config);
-
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let trust = runtime
+        .block_on(super::registry::TrustRuntime::load(
+            &args.config,
+            &args.trust,
+            &args.registry,
+        ))?
+        .current();
+    let config = Arc::clone(trust.for_namespace(args.namespace.as_deref())?);
+    let registry = super::registry::client(&args.registry, &config.store)?;
+    let verifier = ImageVerifier::new(registry, config);
     let result = match runtime.block_on(verifier.verify(&reference, Utc::now())) {
         Ok(r) => r,
         Err(e) => {
