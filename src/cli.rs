@@ -444,6 +444,17 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, env = "VERDICT_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+
+    /// Also fetch every Key Vault KeyManagementProvider now (with the pod's workload identity)
+    /// and build the trust configuration: reports each provider's status and versions.
+    #[arg(long)]
+    pub live: bool,
+
+    #[command(flatten)]
+    pub trust: TrustArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -484,3 +484,76 @@ async fn the_seeds_key_vault_providers_work_against_the_fake_vault() -> Result<(
     }
     Ok(())
 }
+
+/// `verdict config check --live` fetches the providers now and shows their versions; a vault
+/// that refuses us is a failed check (exit 1) naming the provider and the error.
+#[tokio::test]
+async fn config_check_live_shows_key_vault_status() -> Result<()> {
+    let world = AzureWorld::start().await?;
+    let chain = TestChain::new(KeyAlg::EcP256)?;
+    let cert_version = world.add_certificate(CERT, &chain);
+    let signer = cosign_signer("cosign v1")?;
+    let v1 = world.add_key(KEY, &signer)?;
+    world.vault.set_key_enabled(KEY, &v1, false);
+    let v2 = world.add_key(KEY, &cosign_signer("cosign v2")?)?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("ratify.yaml"),
+        world.ratify_yaml(CERT, KEY, "5m"),
+    )?;
+    let check = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+            .args(["config", "check", "--live"])
+            .arg(dir.path())
+            .args(world.serve_args())
+            .envs(world.pod_env())
+            .output()
+    };
+    let out = check().await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("fetched  KeyManagementProvider/kmp-akv-certs"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "Certificate {CERT} version {cert_version}: Trusted sha256:"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("Key {KEY} version {v1}: Disabled")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("Key {KEY} version {v2}: Trusted sha256:")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("trust configuration cluster sha256:"),
+        "{stdout}"
+    );
+
+    world.vault.deny_all(true);
+    let out = check().await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAILED   KeyManagementProvider/kmp-akv-keys"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("does not have keys list permission"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("no verdicts until its key material can be fetched"),
+        "{stdout}"
+    );
+    Ok(())
+}

@@ -9,6 +9,19 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// Sorts `ms` and summarises it: count, p50, p90, p99 and max (milliseconds), as the benchmark
+/// tools write them.
+pub fn summary(ms: &mut [f64]) -> serde_json::Value {
+    ms.sort_by(f64::total_cmp);
+    serde_json::json!({
+        "count": ms.len(),
+        "p50_ms": quantile(ms, 0.50),
+        "p90_ms": quantile(ms, 0.90),
+        "p99_ms": quantile(ms, 0.99),
+        "max_ms": ms.last().copied().unwrap_or(f64::NAN),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::quantile;

@@ -221,9 +221,50 @@ impl AzureWorld {
     /// verifier, a key KMP (`kmp-akv-keys`, key `key_name`) with a Cosign verifier, and the
     /// `refreshInterval` given (a Go duration).
     pub fn ratify_yaml(&self, cert_name: &str, key_name: &str, refresh: &str) -> String {
+        [
+            store_yaml(),
+            self.kmp_yaml("kmp-akv-certs", "certificates", cert_name, refresh),
+            self.kmp_yaml("kmp-akv-keys", "keys", key_name, refresh),
+            NOTATION_VERIFIER.to_string(),
+            cosign_verifier_yaml(),
+        ]
+        .join("---\n")
+    }
+
+    /// As [`Self::ratify_yaml`] with only the key KMP and the Cosign verifier.
+    pub fn ratify_yaml_keys_only(&self, key_name: &str, refresh: &str) -> String {
+        [
+            store_yaml(),
+            self.kmp_yaml("kmp-akv-keys", "keys", key_name, refresh),
+            cosign_verifier_yaml(),
+        ]
+        .join("---\n")
+    }
+
+    fn kmp_yaml(&self, name: &str, kind: &str, object: &str, refresh: &str) -> String {
         let vault = self.vault.url();
         format!(
             r#"apiVersion: config.ratify.deislabs.io/v1beta1
+kind: KeyManagementProvider
+metadata:
+  name: {name}
+spec:
+  type: azurekeyvault
+  refreshInterval: {refresh}
+  parameters:
+    vaultURI: {vault}
+    {kind}:
+      - name: {object}
+    tenantID: {TENANT_ID}
+    clientID: {CLIENT_ID}
+"#
+        )
+    }
+}
+
+fn store_yaml() -> String {
+    format!(
+        r#"apiVersion: config.ratify.deislabs.io/v1beta1
 kind: Store
 metadata:
   name: store-oras
@@ -234,36 +275,11 @@ spec:
     authProvider:
       name: azureWorkloadIdentity
       clientID: {CLIENT_ID}
----
-apiVersion: config.ratify.deislabs.io/v1beta1
-kind: KeyManagementProvider
-metadata:
-  name: kmp-akv-certs
-spec:
-  type: azurekeyvault
-  refreshInterval: {refresh}
-  parameters:
-    vaultURI: {vault}
-    certificates:
-      - name: {cert_name}
-    tenantID: {TENANT_ID}
-    clientID: {CLIENT_ID}
----
-apiVersion: config.ratify.deislabs.io/v1beta1
-kind: KeyManagementProvider
-metadata:
-  name: kmp-akv-keys
-spec:
-  type: azurekeyvault
-  refreshInterval: {refresh}
-  parameters:
-    vaultURI: {vault}
-    keys:
-      - name: {key_name}
-    tenantID: {TENANT_ID}
-    clientID: {CLIENT_ID}
----
-apiVersion: config.ratify.deislabs.io/v1beta1
+"#
+    )
+}
+
+const NOTATION_VERIFIER: &str = r#"apiVersion: config.ratify.deislabs.io/v1beta1
 kind: Verifier
 metadata:
   name: verifier-notation
@@ -287,8 +303,11 @@ spec:
             - ca:ca-certs
           trustedIdentities:
             - "*"
----
-apiVersion: config.ratify.deislabs.io/v1beta1
+"#;
+
+fn cosign_verifier_yaml() -> String {
+    format!(
+        r#"apiVersion: config.ratify.deislabs.io/v1beta1
 kind: Verifier
 metadata:
   name: verifier-cosign
@@ -303,8 +322,7 @@ spec:
           - provider: kmp-akv-keys
         tLogVerify: false
 "#
-        )
-    }
+    )
 }
 
 /// A fresh EC P-256 signer for Cosign (its key goes into Key Vault).

@@ -26,7 +26,7 @@ use verdict_testkit::pki::{CertBuilder, KeyAlg};
 use verdict_testkit::process::free_port;
 use verdict_testkit::registry::DockerRegistry;
 use verdict_testkit::serve::{ServeOptions, VERIFY_V1, VerdictServer, item_verdict};
-use verdict_testkit::stats::quantile;
+use verdict_testkit::stats::summary;
 
 const SECRET: &str = "verdict-bench-push-secret";
 
@@ -62,17 +62,6 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn summary(ms: &mut [f64]) -> Value {
-    ms.sort_by(f64::total_cmp);
-    json!({
-        "count": ms.len(),
-        "p50_ms": quantile(ms, 0.50),
-        "p90_ms": quantile(ms, 0.90),
-        "p99_ms": quantile(ms, 0.99),
-        "max_ms": ms.last().copied().unwrap_or(f64::NAN),
-    })
 }
 
 async fn run(args: Args) -> Result<()> {
