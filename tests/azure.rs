@@ -17,9 +17,19 @@ const CERT: &str = "notation-signing";
 const KEY: &str = "cosign-signing";
 
 async fn serve(world: &AzureWorld, yaml: String) -> Result<VerdictServer> {
+    serve_with_env(world, yaml, &[]).await
+}
+
+/// With `env` on top of the pod's workload-identity environment.
+async fn serve_with_env(
+    world: &AzureWorld,
+    yaml: String,
+    env: &[(&str, &str)],
+) -> Result<VerdictServer> {
     VerdictServer::start(
         ServeOptions::new(env!("CARGO_BIN_EXE_verdict"), yaml)
             .envs(world.pod_env())
+            .envs(env.iter().copied())
             .args(world.serve_args())
             // Denies are kept briefly, so a flip shows within the polling below.
             .args(["--deny-ttl-secs", "1"]),
@@ -87,7 +97,13 @@ async fn workload_identity_pulls_from_acr_and_verifies_with_key_vault_material()
     let unsigned = push.push_image("apps/unsigned", "v1").await?;
 
     let exchanges_before = world.acr.exchanges(); // the pusher's own
-    let server = serve(&world, world.ratify_yaml(CERT, KEY, "1h")).await?;
+    // The pod's own client ID is another identity: the Store's and the KMPs' clientID win.
+    let server = serve_with_env(
+        &world,
+        world.ratify_yaml(CERT, KEY, "1h"),
+        &[("AZURE_CLIENT_ID", "00000000-0000-0000-0000-00000000beef")],
+    )
+    .await?;
     assert_eq!(
         server
             .verify_one(&key(&world, "apps/notation", &notation.digest))
@@ -167,6 +183,8 @@ async fn workload_identity_pulls_from_acr_and_verifies_with_key_vault_material()
 #[tokio::test]
 async fn key_vault_rotation_is_picked_up_at_the_next_refresh() -> Result<()> {
     let world = AzureWorld::start().await?;
+    // One version per page: every listing below follows nextLink.
+    world.vault.set_page_size(1);
     let chain1 = TestChain::new(KeyAlg::EcP256)?;
     let c1 = world.add_certificate(CERT, &chain1);
     let signer1 = cosign_signer("cosign v1")?;
@@ -555,5 +573,20 @@ async fn config_check_live_shows_key_vault_status() -> Result<()> {
         stdout.contains("no verdicts until its key material can be fetched"),
         "{stdout}"
     );
+
+    // A key that is not in the vault: 404, named.
+    world.vault.deny_all(false);
+    std::fs::write(
+        dir.path().join("ratify.yaml"),
+        world.ratify_yaml(CERT, "no-such-key", "5m"),
+    )?;
+    let out = check().await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAILED   KeyManagementProvider/kmp-akv-keys"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("KeyNotFound"), "{stdout}");
     Ok(())
 }

@@ -28,7 +28,7 @@ pub enum AzureError {
         fix: String,
     },
     /// The service answered with an error, or could not be reached.
-    #[error("{what}: {message}")]
+    #[error("{what}: {}{message}", answer(.status, .code))]
     Service {
         what: String,
         /// HTTP status; `None` when no answer arrived (connection refused, timeout).
@@ -37,6 +37,15 @@ pub enum AzureError {
         code: Option<String>,
         message: String,
     },
+}
+
+/// `HTTP 404 KeyNotFound: ` for a service's answer, nothing when there was none.
+fn answer(status: &Option<u16>, code: &Option<String>) -> String {
+    match (status, code) {
+        (Some(s), Some(c)) => format!("HTTP {s} {c}: "),
+        (Some(s), None) => format!("HTTP {s}: "),
+        (None, _) => String::new(),
+    }
 }
 
 impl AzureError {
