@@ -12,6 +12,7 @@ pub mod notation;
 pub mod registry;
 pub mod report;
 mod rfc3161;
+pub mod schedule;
 pub mod store;
 pub mod subject;
 pub mod trust;

@@ -299,6 +299,36 @@ impl TrustConfig {
         })
     }
 
+    /// The fingerprints of the trust material this configuration trusts, in the form evidence
+    /// records them: `sha256:<hex>` of each trust-store certificate (DER) and of each Cosign key
+    /// (SPKI), and each key's `kmp:`/`file:` name. When one disappears from the configuration,
+    /// the verdicts that rested on it are revoked.
+    pub fn material_fingerprints(&self) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        for v in &self.verifiers {
+            match &v.kind {
+                VerifierKind::Notation { stores, .. } => {
+                    for (ty, name) in stores.store_names() {
+                        for der in stores.certificates(ty, &name).unwrap_or_default() {
+                            out.insert(format!("sha256:{}", hex::encode(Sha256::digest(der))));
+                        }
+                    }
+                }
+                VerifierKind::Cosign { verifier } => {
+                    for p in verifier.policies() {
+                        if let cosign::Trust::Keys(keys) = &p.trust {
+                            for k in keys {
+                                out.insert(k.key.fingerprint().to_owned());
+                                out.insert(k.info.evidence_id());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The first verifier that handles `artifact_type` (Ratify's rule).
     pub fn verifier_for(&self, artifact_type: &str) -> Option<&VerifierConfig> {
         self.verifiers.iter().find(|v| v.can_verify(artifact_type))
@@ -516,6 +546,13 @@ impl TrustSet {
     /// Namespaces with a configuration of their own, and those configurations.
     pub fn namespaces(&self) -> impl Iterator<Item = (&str, &Arc<TrustConfig>)> {
         self.namespaces.iter().map(|(ns, c)| (ns.as_str(), c))
+    }
+
+    /// The trust material of every configuration (see [`TrustConfig::material_fingerprints`]).
+    pub fn material_fingerprints(&self) -> std::collections::BTreeSet<String> {
+        self.configs()
+            .flat_map(|(_, c)| c.material_fingerprints())
+            .collect()
     }
 
     /// Every configuration with its scope (`None`: cluster-wide).
