@@ -21,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod ops;
+pub mod revalidate;
 pub mod server;
 pub mod service;
 mod single_flight;

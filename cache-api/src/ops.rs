@@ -21,6 +21,9 @@ use crate::error::Error;
 #[derive(Clone, Default, Debug)]
 pub struct Readiness {
     conditions: Arc<Mutex<BTreeMap<String, bool>>>,
+    /// Warnings shown with the answer without making it unready (a rejected configuration
+    /// change while the last good one serves).
+    details: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 impl Readiness {
@@ -36,6 +39,25 @@ impl Readiness {
     /// Sets (or adds) a condition.
     pub fn set(&self, condition: &str, met: bool) {
         self.lock().insert(condition.to_owned(), met);
+    }
+
+    /// Sets (`Some`) or clears a detail line shown by `/readyz`.
+    pub fn set_detail(&self, name: &str, detail: Option<String>) {
+        let mut d = self.details.lock().unwrap_or_else(|e| e.into_inner());
+        match detail {
+            Some(text) => d.insert(name.to_owned(), text),
+            None => d.remove(name),
+        };
+    }
+
+    /// Detail lines, `name: text`, in name order.
+    pub fn details(&self) -> Vec<String> {
+        self.details
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(n, t)| format!("{n}: {t}"))
+            .collect()
     }
 
     /// Conditions not met yet, in name order.
@@ -68,6 +90,8 @@ pub struct Ops {
     pub metrics: PrometheusHandle,
     /// `/status` sections (for example `keyManagementProviders`), read at every request.
     pub status: Vec<(String, StatusSource)>,
+    /// Revalidation runs (`POST /revalidate`, `GET /revalidate[/{id}]`), when the server has a store.
+    pub revalidator: Option<Arc<crate::revalidate::Revalidator>>,
 }
 
 impl Ops {
@@ -76,7 +100,14 @@ impl Ops {
             readiness,
             metrics,
             status: Vec::new(),
+            revalidator: None,
         }
+    }
+
+    /// Serves revalidation runs.
+    pub fn with_revalidator(mut self, revalidator: Arc<crate::revalidate::Revalidator>) -> Self {
+        self.revalidator = Some(revalidator);
+        self
     }
 
     /// Adds a `/status` section.
@@ -93,6 +124,8 @@ pub fn router(ops: Ops) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/status", get(status))
+        .route("/revalidate", get(revalidations).post(start_revalidation))
+        .route("/revalidate/{id}", get(revalidation))
         .with_state(ops)
 }
 
@@ -102,7 +135,12 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(ops): State<Ops>) -> Response {
     if ops.readiness.is_ready() {
-        (StatusCode::OK, "ready\n").into_response()
+        let mut body = String::from("ready\n");
+        for d in ops.readiness.details() {
+            body.push_str(&d);
+            body.push('\n');
+        }
+        (StatusCode::OK, body).into_response()
     } else {
         let pending = ops.readiness.pending();
         let body = if pending.is_empty() {
@@ -120,6 +158,60 @@ async fn status(State(ops): State<Ops>) -> Response {
         body.insert(name.clone(), source());
     }
     axum::Json(serde_json::Value::Object(body)).into_response()
+}
+
+fn no_revalidator() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "this server does not revalidate (no verdict store)\n",
+    )
+        .into_response()
+}
+
+async fn start_revalidation(
+    State(ops): State<Ops>,
+    body: Result<axum::Json<crate::revalidate::Selection>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Some(r) = &ops.revalidator else {
+        return no_revalidator();
+    };
+    match body {
+        Ok(axum::Json(selection)) => {
+            let id = r.start(selection, "request");
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(serde_json::json!({"id": id})),
+            )
+                .into_response()
+        }
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{e} — send \"all\", {{\"key\": \"sha256:…\"}} or {{\"scope\": \"registry/repository\"}}\n"
+            ),
+        )
+            .into_response(),
+    }
+}
+
+async fn revalidations(State(ops): State<Ops>) -> Response {
+    match &ops.revalidator {
+        Some(r) => axum::Json(r.reports()).into_response(),
+        None => no_revalidator(),
+    }
+}
+
+async fn revalidation(
+    State(ops): State<Ops>,
+    axum::extract::Path(id): axum::extract::Path<u64>,
+) -> Response {
+    match ops.revalidator.as_ref().map(|r| r.report(id)) {
+        None => no_revalidator(),
+        Some(None) => {
+            (StatusCode::NOT_FOUND, format!("no revalidation run {id}\n")).into_response()
+        }
+        Some(Some(report)) => axum::Json(report).into_response(),
+    }
 }
 
 async fn metrics_text(State(ops): State<Ops>) -> Response {
