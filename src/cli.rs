@@ -62,6 +62,35 @@ pub enum Command {
     /// Serve Gatekeeper's external-data API (Ratify-compatible) from the signed verdict store,
     /// verifying misses inline.
     Serve(Box<ServeArgs>),
+
+    /// Re-verify stored verdicts on a running server (the store belongs to its process): all of
+    /// them, those resting on one key or certificate, or one repository's. Shows progress and a
+    /// summary.
+    ///
+    /// Exit status: 0 done, 1 done but some subjects got no verdict (registry or keys
+    /// unavailable; lookups retry them), 2 the server could not be asked.
+    Revalidate(RevalidateArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("selection").required(true).args(["all", "key", "scope"])))]
+pub struct RevalidateArgs {
+    /// Every stored verdict (newest first, up to the server's --revalidate-max).
+    #[arg(long)]
+    pub all: bool,
+    /// Those whose evidence names this fingerprint (`sha256:<hex>` of a certificate or key, as
+    /// `/status` and `config check --live` show them, or `kmp:<provider>/<name>@<version>`).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// One repository (`registry/name`), or every repository under a prefix ending in `/`.
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// The server's operations address (`--ops-listen`).
+    #[arg(long, env = "VERDICT_OPS_URL", default_value = "http://127.0.0.1:9099")]
+    pub ops: String,
+    /// Output: progress and a summary for people, or the final report as JSON.
+    #[arg(long, short = 'o', env = "VERDICT_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -160,7 +189,7 @@ pub struct ScanArgs {
 }
 
 /// Trust material that Ratify's resources have no field for (shared by `verify` and `serve`).
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct TrustArgs {
     /// Sigstore trusted root (`trusted_root.json`, e.g. from `cosign trusted-root create`): Fulcio
     /// CAs, Rekor and CT log keys, timestamp authorities for keyless Cosign policies and offline
@@ -318,6 +347,31 @@ pub struct ServeArgs {
     #[arg(long, env = "VERDICT_SWEEP_INTERVAL_SECS", default_value_t = 600)]
     pub sweep_interval_secs: u64,
 
+    /// How often the configuration files are compared with what is loaded, in milliseconds (a
+    /// ConfigMap update, an edit); `SIGHUP` reloads at once. An invalid change is rejected and
+    /// the configuration in force stays (`/readyz` and `/status` say why).
+    #[arg(long, env = "VERDICT_CONFIG_POLL_MS", default_value_t = 1000)]
+    pub config_poll_ms: u64,
+
+    /// Re-verify every stored verdict on this cron schedule: 5 fields as in a Kubernetes
+    /// CronJob (`0 3 * * 1-5` is 03:00 Monday to Friday, UTC) or 6 with seconds first.
+    #[arg(long, env = "VERDICT_REVALIDATE_SCHEDULE", value_parser = parse_schedule)]
+    pub revalidate_schedule: Option<verdict_scanner::schedule::CronSchedule>,
+
+    /// After a trust change (configuration or Key Vault), re-verify stored verdicts in the
+    /// background, newest first, so lookups are hits again (`false`: lazily, at lookups).
+    #[arg(long, env = "VERDICT_REVALIDATE_ON_CHANGE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub revalidate_on_change: bool,
+
+    /// Verifications a revalidation run has in flight at once (lookups keep priority).
+    #[arg(long, env = "VERDICT_REVALIDATE_CONCURRENCY", default_value_t = 2)]
+    pub revalidate_concurrency: usize,
+
+    /// Most verdicts one revalidation run re-verifies (the newest); the rest are verified again
+    /// when they are looked up.
+    #[arg(long, env = "VERDICT_REVALIDATE_MAX", default_value_t = 100_000)]
+    pub revalidate_max: usize,
+
     /// Requests being answered at once; more are answered at once with a systemError (Gatekeeper
     /// denies and retries) instead of queueing without bound.
     #[arg(long, env = "VERDICT_MAX_IN_FLIGHT_REQUESTS", default_value_t = 1024)]
@@ -461,6 +515,10 @@ pub struct CheckArgs {
 pub enum OutputFormat {
     Text,
     Json,
+}
+
+fn parse_schedule(text: &str) -> Result<verdict_scanner::schedule::CronSchedule, String> {
+    verdict_scanner::schedule::CronSchedule::parse(text).map_err(|e| e.to_string())
 }
 
 /// Logs go to standard error so command output on standard out stays clean.

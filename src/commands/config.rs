@@ -122,7 +122,7 @@ fn live(args: &CheckArgs) -> anyhow::Result<Live> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let loaded = runtime.block_on(super::registry::TrustRuntime::load(
+    let loaded = runtime.block_on(super::trust::TrustRuntime::load(
         &args.path,
         &args.trust,
         &args.registry,

@@ -4,8 +4,10 @@ mod config;
 mod events;
 mod push;
 mod registry;
+mod revalidate;
 mod scan;
 mod serve;
+mod trust;
 mod verify;
 mod verify_blob;
 
@@ -25,5 +27,6 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::VerifyBlob(args) => verify_blob::run(&args),
         Command::Scan(args) => scan::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Revalidate(args) => revalidate::run(&args),
     }
 }

@@ -44,7 +44,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
-    let trust = super::registry::TrustRuntime::load(&args.config, &args.trust, &args.registry)
+    let trust = super::trust::TrustRuntime::load(&args.config, &args.trust, &args.registry)
         .await?
         .current();
     let config = Arc::clone(trust.for_namespace(args.namespace.as_deref())?);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use verdict_cache_api::config::Limits;
+use verdict_cache_api::revalidate::{Revalidator, Selection};
 use verdict_cache_api::store_cache::StoreVerdictCache;
 use verdict_cache_api::tag_map::{MappedTagResolver, TagMap};
 use verdict_cache_api::verification::{PipelineVerifier, RegistryTagResolver};
@@ -45,7 +46,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let readiness = Readiness::new(&["store", "config"]);
 
     let runtime = Arc::new(
-        super::registry::TrustRuntime::load(&args.config, &args.trust, &args.registry).await?,
+        super::trust::TrustRuntime::load(&args.config, &args.trust, &args.registry).await?,
     );
     let trust = Arc::clone(&runtime.live);
     let initial = runtime.current();
@@ -161,7 +162,41 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     )?;
 
     let cancel = CancellationToken::new();
+    let revalidator = Revalidator::new(
+        service.clone(),
+        Arc::clone(&store),
+        args.revalidate_concurrency,
+        args.revalidate_max,
+    );
+    runtime.on_swap(on_trust_swap(
+        Arc::clone(&store),
+        Arc::clone(&cache),
+        Arc::clone(&revalidator),
+        args.revalidate_on_change,
+    ));
     runtime.spawn_refresher(cancel.child_token());
+    runtime.spawn_config_watcher(
+        Duration::from_millis(args.config_poll_ms.max(100)),
+        {
+            let readiness = readiness.clone();
+            move |error| {
+                readiness.set_detail(
+                    "config",
+                    error.map(|e| {
+                        format!("the last configuration change was rejected and the previous configuration stays in force: {e}")
+                    }),
+                )
+            }
+        },
+        cancel.child_token(),
+    );
+    if let Some(schedule) = &args.revalidate_schedule {
+        spawn_schedule(
+            schedule.clone(),
+            Arc::clone(&revalidator),
+            cancel.child_token(),
+        );
+    }
     tokio::spawn(verdict_cache_api::upkeep::run(
         cache,
         Duration::from_secs(args.sweep_interval_secs),
@@ -184,13 +219,22 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         tags,
         trust: Arc::clone(&trust),
     };
-    let ops = Ops::new(readiness, metrics).with_status(
-        "keyManagementProviders",
-        Arc::new({
-            let runtime = Arc::clone(&runtime);
-            move || serde_json::to_value(runtime.statuses()).unwrap_or_default()
-        }),
-    );
+    let ops = Ops::new(readiness, metrics)
+        .with_status(
+            "keyManagementProviders",
+            Arc::new({
+                let runtime = Arc::clone(&runtime);
+                move || serde_json::to_value(runtime.statuses()).unwrap_or_default()
+            }),
+        )
+        .with_status(
+            "configuration",
+            Arc::new({
+                let runtime = Arc::clone(&runtime);
+                move || serde_json::to_value(runtime.reload_status()).unwrap_or_default()
+            }),
+        )
+        .with_revalidator(revalidator);
     let mut api = CacheApi::bind(config, service, ops).await?;
     if let Some(router) = super::events::start(&args.events, parts, &cancel).await? {
         let addr = args
@@ -217,6 +261,86 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     );
     api.run(cancel).await?;
     Ok(())
+}
+
+/// After the trust set in force was replaced: verdicts resting on a key or certificate that left
+/// it are removed from the store (and memory) at once, then re-verified under the new trust —
+/// the revoked ones first, then (with `revalidate_all`) every stored verdict, newest first.
+fn on_trust_swap(
+    store: Arc<dyn VerdictStore>,
+    cache: Arc<StoreVerdictCache>,
+    revalidator: Arc<Revalidator>,
+    revalidate_all: bool,
+) -> super::trust::SwapHook {
+    Arc::new(move |old, new| {
+        let removed: Vec<String> = old
+            .material_fingerprints()
+            .difference(&new.material_fingerprints())
+            .cloned()
+            .collect();
+        let (store, cache, revalidator) = (
+            Arc::clone(&store),
+            Arc::clone(&cache),
+            Arc::clone(&revalidator),
+        );
+        tokio::spawn(async move {
+            let revoked = tokio::task::spawn_blocking(move || {
+                let mut revoked = Vec::new();
+                for fp in &removed {
+                    match store.revoke_fingerprint(fp) {
+                        Ok(keys) => {
+                            tracing::info!(fingerprint = %fp, verdicts = keys.len(), "trust material removed: verdicts resting on it revoked");
+                            revoked.extend(keys);
+                        }
+                        Err(e) => tracing::error!(fingerprint = %fp, error = %e, "revoking the verdicts of removed trust material failed"),
+                    }
+                }
+                revoked
+            })
+            .await
+            .unwrap_or_default();
+            for key in &revoked {
+                cache.invalidate(key);
+            }
+            metrics::counter!(METRIC_REVOKED).increment(revoked.len() as u64);
+            if !revoked.is_empty() {
+                let subjects = revoked.iter().map(ToString::to_string).collect();
+                revalidator.start(Selection::Subjects(subjects), "change");
+            }
+            if revalidate_all {
+                revalidator.start(Selection::All, "change");
+            }
+        });
+    })
+}
+
+/// Verdicts revoked because the trust material they rested on left the configuration.
+const METRIC_REVOKED: &str = "verdict_revoked_verdicts_total";
+
+/// Starts a full revalidation each time `schedule` fires, until `cancel`.
+fn spawn_schedule(
+    schedule: verdict_scanner::schedule::CronSchedule,
+    revalidator: Arc<Revalidator>,
+    cancel: CancellationToken,
+) {
+    tokio::spawn(async move {
+        loop {
+            let Some(next) = schedule.next_after(chrono::Utc::now()) else {
+                tracing::warn!(
+                    schedule = schedule.expression(),
+                    "the revalidation schedule never fires again"
+                );
+                return;
+            };
+            let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            tracing::info!(schedule = schedule.expression(), "scheduled revalidation");
+            revalidator.start(Selection::All, "schedule");
+        }
+    });
 }
 
 /// Registry clients by Store settings, built on first use.

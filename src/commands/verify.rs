@@ -22,7 +22,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let trust = runtime
-        .block_on(super::registry::TrustRuntime::load(
+        .block_on(super::trust::TrustRuntime::load(
             &args.config,
             &args.trust,
             &args.registry,
