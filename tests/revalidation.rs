@@ -38,7 +38,10 @@ fn config(certs: &[&TestCert], identities: &[&str]) -> String {
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let ids: Vec<String> = identities
         .iter()
-        .map(|s| format!("x509.subject: {s}"))
+        .map(|s| match *s {
+            "*" => "*".to_owned(),
+            subject => format!("x509.subject: {subject}"),
+        })
         .collect();
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     docs.push(
@@ -215,6 +218,49 @@ async fn a_narrowed_verifier_flips_only_the_affected_verdicts_in_one_pass() -> R
         )
         .await?;
     assert_eq!(misses, after, "alice's lookup after the pass was a miss");
+    Ok(())
+}
+
+/// A rotation that only adds a certificate: stored verdicts are carried over from their evidence
+/// (no registry read, no inline verification) and stay hits; one resting on a certificate that
+/// left is revoked, while the others carry over.
+#[tokio::test]
+async fn material_changes_carry_verdicts_over_from_evidence() -> Result<()> {
+    let registry = DockerRegistry::start().await?;
+    let alice = signer(ALICE)?;
+    let bob = signer(BOB)?;
+    let carol = signer("C=US, ST=WA, O=Verdict Test, CN=carol")?;
+    let (_, by_alice) = push_signed(&registry, "c/alice", &alice).await?;
+    let (_, by_bob) = push_signed(&registry, "c/bob", &bob).await?;
+    let any = ["*"];
+    let server = serve(
+        &registry,
+        config(&[&alice, &bob], &any),
+        &["--revalidate-on-change", "false"],
+    )
+    .await?;
+    assert_eq!(server.verify_one(&by_alice).await?, Ok(true));
+    assert_eq!(server.verify_one(&by_bob).await?, Ok(true));
+    let inline = || server.metric("verdict_inline_verifications_total", &[]);
+
+    // carol's certificate joins, bob's leaves.
+    configmap_update(server.config_file(), &config(&[&alice, &carol], &any), 1)?;
+    until(&server, &by_bob, false, Duration::from_secs(5)).await?;
+    let after_bob = inline().await?;
+    assert_eq!(
+        server.verify_one(&by_alice).await?,
+        Ok(true),
+        "alice's carried over"
+    );
+    assert_eq!(
+        inline().await?,
+        after_bob,
+        "alice's verdict came from its evidence, not a new verification"
+    );
+    let carried = server
+        .metric("verdict_verdicts_carried_over_total", &[])
+        .await?;
+    assert!(carried >= 1.0, "{carried}");
     Ok(())
 }
 

@@ -45,6 +45,8 @@ pub enum Selection {
     Scope(String),
     /// These subjects (revoked ones, to warm them again under the new trust).
     Subjects(Vec<String>),
+    /// Those computed under none of these trust fingerprints (what a change left behind).
+    Stale(Vec<String>),
 }
 
 impl Selection {
@@ -54,6 +56,7 @@ impl Selection {
             Selection::Key(k) => format!("key {k}"),
             Selection::Scope(s) => format!("scope {s}"),
             Selection::Subjects(s) => format!("{} subjects", s.len()),
+            Selection::Stale(_) => "stale".into(),
         }
     }
 }
@@ -265,7 +268,7 @@ fn choose(
             }
             Ok((out, list.len() > max))
         }
-        Selection::All | Selection::Scope(_) => {
+        Selection::All | Selection::Scope(_) | Selection::Stale(_) => {
             // Newest `max` by verification time: a min-heap of the kept ones.
             let mut heap: BinaryHeap<std::cmp::Reverse<(DateTime<Utc>, String)>> =
                 BinaryHeap::new();
@@ -278,6 +281,11 @@ fn choose(
                 };
                 if let Selection::Scope(scope) = selection
                     && !in_scope(&key, scope)
+                {
+                    continue;
+                }
+                if let Selection::Stale(current) = selection
+                    && current.contains(&v.result.trust_config_fingerprint)
                 {
                     continue;
                 }

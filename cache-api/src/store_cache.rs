@@ -1,9 +1,10 @@
 //! The signed verdict store as the service's [`VerdictCache`], with bounded memory in front.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use verdict_scanner::store::{Lookup, StoredVerdict, VerdictStore};
+use verdict_scanner::store::{Lookup, MissReason, StoredVerdict, VerdictStore};
 use verdict_scanner::subject::SubjectKey;
 
 use crate::cache::{ServedVerdict, VerdictCache};
@@ -29,6 +30,35 @@ pub struct StoreVerdictCache {
     scopes: Arc<dyn TrustScopes>,
     hot: VerdictMap,
     denies: VerdictMap,
+    /// How verdicts of earlier configurations are carried over to the current one.
+    carry: RwLock<Arc<Vec<CarryOver>>>,
+}
+
+/// A change of trust configuration that only moved key material (the resources' specs are the
+/// same): a verdict computed under `from` whose evidence names none of `removed` is what the
+/// configuration `to` gives too — its signatures verified with keys and anchors `to` still
+/// trusts, under the same policies. It is re-signed under `to` at its next lookup or by
+/// [`StoreVerdictCache::carry_over_pass`], without a registry round trip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CarryOver {
+    pub from: Arc<str>,
+    pub to: Arc<str>,
+    /// Fingerprints (certificates, keys, `kmp:` names) that left between `from` and `to`.
+    pub removed: BTreeSet<String>,
+}
+
+/// Counter: verdicts carried over to a new configuration, by `path` (`lookup`, `pass`).
+pub const METRIC_CARRIED: &str = "verdict_verdicts_carried_over_total";
+
+/// What [`StoreVerdictCache::carry_over_pass`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CarryReport {
+    pub examined: u64,
+    /// Re-signed under the new configuration.
+    pub carried: u64,
+    /// Under an earlier configuration but not carried (its evidence names removed material, or
+    /// the change was more than material): re-verified at lookup or by a revalidation run.
+    pub left: u64,
 }
 
 /// Default number of verdicts kept decoded and rendered in memory in front of the store: room for
@@ -75,7 +105,120 @@ impl StoreVerdictCache {
             scopes,
             hot: VerdictMap::new(memory_entries),
             denies: VerdictMap::new(deny_entries),
+            carry: RwLock::new(Arc::new(Vec::new())),
         }
+    }
+
+    /// Replaces the carry-over rules (after a change of trust configuration).
+    pub fn set_carry_over(&self, rules: Vec<CarryOver>) {
+        *self.carry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
+    }
+
+    /// The carry-over rules in force.
+    pub fn carry_over(&self) -> Arc<Vec<CarryOver>> {
+        Arc::clone(&self.carry.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// `v` as the configuration `to` would give it, if a rule carries it there.
+    fn carried(rules: &[CarryOver], v: &StoredVerdict, to: &str) -> Option<StoredVerdict> {
+        if !v.result.is_success {
+            return None;
+        }
+        let from = v.result.trust_config_fingerprint.as_str();
+        let rule = rules.iter().find(|r| &*r.from == from && &*r.to == to)?;
+        if v.fingerprints().iter().any(|f| rule.removed.contains(f)) {
+            return None;
+        }
+        let mut carried = v.clone();
+        carried.result.trust_config_fingerprint = to.to_owned();
+        Some(carried)
+    }
+
+    /// A stored verdict of an earlier configuration, carried over to `fingerprint` when a rule
+    /// allows it.
+    fn try_carry(
+        &self,
+        store_key: &SubjectKey,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredVerdict>, Error> {
+        let rules = self.carry_over();
+        if rules.is_empty() {
+            return Ok(None);
+        }
+        let Some(v) = self
+            .store
+            .get_any(store_key, now)
+            .map_err(|e| store_error(format!("reading the verdict for {store_key}"), e))?
+        else {
+            return Ok(None);
+        };
+        let Some(carried) = Self::carried(&rules, &v, fingerprint) else {
+            return Ok(None);
+        };
+        // Served and kept in memory; the pass re-stores it (a lookup does not wait for a write).
+        metrics::counter!(METRIC_CARRIED, "path" => "lookup").increment(1);
+        Ok(Some(carried))
+    }
+
+    /// Carries every stored verdict a rule covers over to its new configuration (blocking: run
+    /// it on the blocking pool). Each entry is read again just before it is rewritten, so a
+    /// verdict stored meanwhile is not overwritten with an older one.
+    pub fn carry_over_pass(&self, now: DateTime<Utc>) -> Result<CarryReport, Error> {
+        const BATCH: usize = 512;
+        let rules = self.carry_over();
+        let mut report = CarryReport::default();
+        if rules.is_empty() {
+            return Ok(report);
+        }
+        let current: BTreeSet<&str> = rules.iter().map(|r| &*r.to).collect();
+        let mut batch: Vec<(SubjectKey, StoredVerdict)> = Vec::with_capacity(BATCH);
+        let flush = |batch: &mut Vec<(SubjectKey, StoredVerdict)>| -> Result<(), Error> {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            self.store
+                .put_many(batch)
+                .map_err(|e| store_error("re-storing carried-over verdicts".into(), e))?;
+            metrics::counter!(METRIC_CARRIED, "path" => "pass").increment(batch.len() as u64);
+            batch.clear();
+            Ok(())
+        };
+        for entry in self.store.iter_all() {
+            let entry = entry
+                .map_err(|e| store_error("reading the store to carry verdicts over".into(), e))?;
+            report.examined += 1;
+            let (Some(key), Ok(v)) = (entry.key, entry.verdict) else {
+                continue;
+            };
+            let fp = v.result.trust_config_fingerprint.as_str();
+            if current.contains(fp) || v.is_expired(now) {
+                continue;
+            }
+            let Some(rule) = rules.iter().find(|r| &*r.from == fp) else {
+                report.left += 1;
+                continue;
+            };
+            match Self::carried(&rules, &v, &rule.to) {
+                Some(carried) => {
+                    // Unchanged since it was read?
+                    let again = self
+                        .store
+                        .get_any(&key, now)
+                        .map_err(|e| store_error(format!("reading the verdict for {key}"), e))?;
+                    if again.as_ref() == Some(&v) {
+                        batch.push((key, carried));
+                        report.carried += 1;
+                        if batch.len() >= BATCH {
+                            flush(&mut batch)?;
+                        }
+                    }
+                }
+                None => report.left += 1,
+            }
+        }
+        flush(&mut batch)?;
+        Ok(report)
     }
 
     /// The store key of `key` (its scope's namespace, not the request's) and the fingerprint of
@@ -189,6 +332,17 @@ impl VerdictCache for StoreVerdictCache {
             // A deny left by an earlier version: denies are kept in memory only, with their
             // short lifetimes; verify again.
             Lookup::Hit(_) => Ok(None),
+            Lookup::Miss(MissReason::OtherTrustConfig) => {
+                match self.try_carry(&store_key, &fingerprint, now)? {
+                    Some(v) => {
+                        let verdict = Arc::new(ServedVerdict::new(v.result));
+                        self.hot
+                            .insert_if_unchanged(seen, key, Arc::clone(&verdict), v.expires_at);
+                        Ok(Some(verdict))
+                    }
+                    None => Ok(None),
+                }
+            }
             Lookup::Miss(reason) => {
                 tracing::debug!(key = %store_key, reason = reason.as_str(), "store miss");
                 Ok(None)

@@ -194,6 +194,9 @@ pub struct TrustConfig {
     /// Providers whose material could not be fetched: every verification under this
     /// configuration is "no verdict" (transient) until they can.
     pub unavailable: Vec<String>,
+    /// `sha256:<hex>` over the resources' specs alone (no trust material): see
+    /// [`TrustConfig::material_fingerprints`] for what a change of material removed.
+    pub spec_fingerprint: String,
     /// `sha256:<hex>` over everything above, including the certificates' fingerprints.
     pub fingerprint: Arc<str>,
 }
@@ -271,6 +274,9 @@ impl TrustConfig {
             verifiers.push(verifier_config(v, kmps, sigstore, &mut unavailable)?);
             let _ = writeln!(canonical, "verifier {} {}", v.name(), json_of(&v.spec));
         }
+        // Everything but the trust material: equal across a change means only keys and
+        // certificates moved, so a verdict whose evidence rests on none that left still holds.
+        let spec_fingerprint = format!("sha256:{}", hex::encode(Sha256::digest(&canonical)));
         unavailable.sort();
         unavailable.dedup();
         for u in &unavailable {
@@ -295,6 +301,7 @@ impl TrustConfig {
             verifiers,
             policy,
             unavailable,
+            spec_fingerprint,
             fingerprint: fingerprint.into(),
         })
     }

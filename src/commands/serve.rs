@@ -10,7 +10,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use verdict_cache_api::config::Limits;
 use verdict_cache_api::revalidate::{Revalidator, Selection};
-use verdict_cache_api::store_cache::StoreVerdictCache;
+use verdict_cache_api::store_cache::{CarryOver, StoreVerdictCache};
 use verdict_cache_api::tag_map::{MappedTagResolver, TagMap};
 use verdict_cache_api::verification::{PipelineVerifier, RegistryTagResolver};
 use verdict_cache_api::{CacheApi, Config, Ops, Readiness, ServiceConfig, VerdictService};
@@ -264,8 +264,10 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 /// After the trust set in force was replaced: verdicts resting on a key or certificate that left
-/// it are removed from the store (and memory) at once, then re-verified under the new trust —
-/// the revoked ones first, then (with `revalidate_all`) every stored verdict, newest first.
+/// it are removed from the store (and memory) at once; where only key material changed, the
+/// others are carried over to the new configuration from their evidence (at their next lookup,
+/// and by a pass over the store); what is left is re-verified in the background, revoked ones
+/// first (with `revalidate_all`).
 fn on_trust_swap(
     store: Arc<dyn VerdictStore>,
     cache: Arc<StoreVerdictCache>,
@@ -273,10 +275,15 @@ fn on_trust_swap(
     revalidate_all: bool,
 ) -> super::trust::SwapHook {
     Arc::new(move |old, new| {
-        let removed: Vec<String> = old
+        let removed: std::collections::BTreeSet<String> = old
             .material_fingerprints()
             .difference(&new.material_fingerprints())
             .cloned()
+            .collect();
+        cache.set_carry_over(carry_over_rules(&cache.carry_over(), &old, &new, &removed));
+        let current: Vec<String> = new
+            .configs()
+            .map(|(_, c)| c.fingerprint.to_string())
             .collect();
         let (store, cache, revalidator) = (
             Arc::clone(&store),
@@ -284,34 +291,93 @@ fn on_trust_swap(
             Arc::clone(&revalidator),
         );
         tokio::spawn(async move {
-            let revoked = tokio::task::spawn_blocking(move || {
-                let mut revoked = Vec::new();
-                for fp in &removed {
-                    match store.revoke_fingerprint(fp) {
-                        Ok(keys) => {
-                            tracing::info!(fingerprint = %fp, verdicts = keys.len(), "trust material removed: verdicts resting on it revoked");
-                            revoked.extend(keys);
+            let revoked = {
+                let store = Arc::clone(&store);
+                tokio::task::spawn_blocking(move || {
+                    let mut revoked = Vec::new();
+                    for fp in &removed {
+                        match store.revoke_fingerprint(fp) {
+                            Ok(keys) => {
+                                tracing::info!(fingerprint = %fp, verdicts = keys.len(), "trust material removed: verdicts resting on it revoked");
+                                revoked.extend(keys);
+                            }
+                            Err(e) => tracing::error!(fingerprint = %fp, error = %e, "revoking the verdicts of removed trust material failed"),
                         }
-                        Err(e) => tracing::error!(fingerprint = %fp, error = %e, "revoking the verdicts of removed trust material failed"),
                     }
-                }
-                revoked
-            })
-            .await
-            .unwrap_or_default();
+                    revoked
+                })
+                .await
+                .unwrap_or_default()
+            };
             for key in &revoked {
                 cache.invalidate(key);
             }
             metrics::counter!(METRIC_REVOKED).increment(revoked.len() as u64);
+            let started = std::time::Instant::now();
+            let pass = {
+                let cache = Arc::clone(&cache);
+                tokio::task::spawn_blocking(move || cache.carry_over_pass(chrono::Utc::now())).await
+            };
+            match pass {
+                Ok(Ok(r)) => tracing::info!(
+                    examined = r.examined,
+                    carried = r.carried,
+                    left = r.left,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "verdicts carried over to the new trust configuration from their evidence"
+                ),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "carrying verdicts over failed; they are verified again at lookup")
+                }
+                Err(e) => tracing::error!(error = %e, "the carry-over task failed"),
+            }
             if !revoked.is_empty() {
                 let subjects = revoked.iter().map(ToString::to_string).collect();
                 revalidator.start(Selection::Subjects(subjects), "change");
             }
             if revalidate_all {
-                revalidator.start(Selection::All, "change");
+                revalidator.start(Selection::Stale(current), "change");
             }
         });
     })
+}
+
+/// Carry-over rules after `old` → `new`: per scope whose specs did not change and whose key
+/// material is all available, verdicts of the old fingerprint (and of earlier ones still being
+/// carried, composed) move to the new one unless their evidence names `removed` material.
+fn carry_over_rules(
+    earlier: &[CarryOver],
+    old: &verdict_scanner::trust::TrustSet,
+    new: &verdict_scanner::trust::TrustSet,
+    removed: &std::collections::BTreeSet<String>,
+) -> Vec<CarryOver> {
+    const KEPT: usize = 16;
+    let mut rules = Vec::new();
+    for (scope, now) in new.configs() {
+        let Ok(before) = old.for_namespace(scope) else {
+            continue;
+        };
+        if before.spec_fingerprint != now.spec_fingerprint || !now.unavailable.is_empty() {
+            continue;
+        }
+        if before.fingerprint == now.fingerprint {
+            continue;
+        }
+        rules.push(CarryOver {
+            from: before.fingerprint.clone(),
+            to: now.fingerprint.clone(),
+            removed: removed.clone(),
+        });
+        for e in earlier.iter().filter(|e| e.to == before.fingerprint) {
+            rules.push(CarryOver {
+                from: e.from.clone(),
+                to: now.fingerprint.clone(),
+                removed: e.removed.union(removed).cloned().collect(),
+            });
+        }
+    }
+    rules.truncate(KEPT);
+    rules
 }
 
 /// Verdicts revoked because the trust material they rested on left the configuration.

@@ -150,6 +150,15 @@ pub trait VerdictStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Lookup, StoreError>;
 
+    /// The verdict for `key` if it is valid and unexpired at `now`, under whichever trust
+    /// configuration it was computed (for carrying verdicts over to a new configuration whose
+    /// change leaves their evidence standing). `Err` only for backend failures.
+    fn get_any(
+        &self,
+        key: &SubjectKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredVerdict>, StoreError>;
+
     /// Stores the verdicts (replacing earlier ones and their index entries) and returns once they
     /// are on disk. Each entry is atomic with its index entries; the batch as a whole is not.
     fn put_many(&self, entries: &[(SubjectKey, StoredVerdict)]) -> Result<(), StoreError>;

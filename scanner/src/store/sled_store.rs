@@ -655,6 +655,25 @@ impl VerdictStore for SledStore {
         })
     }
 
+    fn get_any(
+        &self,
+        key: &SubjectKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredVerdict>, StoreError> {
+        let entry_key = codec::entry_key(key);
+        let Some(value) = self
+            .db
+            .get(&entry_key)
+            .map_err(StoreError::backend("reading a verdict"))?
+        else {
+            return Ok(None);
+        };
+        Ok(match self.check_entry(&entry_key, &value, Some(key)) {
+            Ok((_, v)) if !v.is_expired(now) => Some(v),
+            _ => None,
+        })
+    }
+
     fn put_many(&self, entries: &[(SubjectKey, StoredVerdict)]) -> Result<(), StoreError> {
         self.write_entries(entries.iter().map(|(k, v)| (k, v)))
     }
