@@ -629,6 +629,26 @@ fn marker_key(name: &str) -> Vec<u8> {
     k
 }
 
+impl SledStore {
+    /// `key`'s entry with its signature checked, or why it is not a verdict.
+    fn read_checked(
+        &self,
+        key: &SubjectKey,
+    ) -> Result<Result<StoredVerdict, MissReason>, StoreError> {
+        let entry_key = codec::entry_key(key);
+        let Some(value) = self
+            .db
+            .get(&entry_key)
+            .map_err(StoreError::backend("reading a verdict"))?
+        else {
+            return Ok(Err(MissReason::Absent));
+        };
+        Ok(self
+            .check_entry(&entry_key, &value, Some(key))
+            .map(|(_, v)| v))
+    }
+}
+
 impl VerdictStore for SledStore {
     fn get(
         &self,
@@ -636,16 +656,8 @@ impl VerdictStore for SledStore {
         trust_config_fingerprint: &str,
         now: DateTime<Utc>,
     ) -> Result<Lookup, StoreError> {
-        let entry_key = codec::entry_key(key);
-        let Some(value) = self
-            .db
-            .get(&entry_key)
-            .map_err(StoreError::backend("reading a verdict"))?
-        else {
-            return Ok(Lookup::Miss(MissReason::Absent));
-        };
-        let verdict = match self.check_entry(&entry_key, &value, Some(key)) {
-            Ok((_, v)) => v,
+        let verdict = match self.read_checked(key)? {
+            Ok(v) => v,
             Err(reason) => return Ok(Lookup::Miss(reason)),
         };
         Ok(match verdict.servable(now, trust_config_fingerprint) {
@@ -660,18 +672,7 @@ impl VerdictStore for SledStore {
         key: &SubjectKey,
         now: DateTime<Utc>,
     ) -> Result<Option<StoredVerdict>, StoreError> {
-        let entry_key = codec::entry_key(key);
-        let Some(value) = self
-            .db
-            .get(&entry_key)
-            .map_err(StoreError::backend("reading a verdict"))?
-        else {
-            return Ok(None);
-        };
-        Ok(match self.check_entry(&entry_key, &value, Some(key)) {
-            Ok((_, v)) if !v.is_expired(now) => Some(v),
-            _ => None,
-        })
+        Ok(self.read_checked(key)?.ok().filter(|v| !v.is_expired(now)))
     }
 
     fn put_many(&self, entries: &[(SubjectKey, StoredVerdict)]) -> Result<(), StoreError> {
