@@ -1,10 +1,10 @@
 //! The signed verdict store as the service's [`VerdictCache`], with bounded memory in front.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
-use verdict_scanner::store::{Lookup, MissReason, StoredVerdict, VerdictStore};
+use verdict_scanner::store::{Lookup, StoredVerdict, VerdictStore};
 use verdict_scanner::subject::SubjectKey;
 
 use crate::cache::{ServedVerdict, VerdictCache};
@@ -32,6 +32,11 @@ pub struct StoreVerdictCache {
     denies: VerdictMap,
     /// How verdicts of earlier configurations are carried over to the current one.
     carry: RwLock<Arc<Vec<CarryOver>>>,
+    /// Held shared by every store write and exclusively by a carry-over pass while it writes a
+    /// batch, so a pass never overwrites a verdict stored after it read the old one.
+    write_guard: RwLock<()>,
+    /// While a pass runs: the subjects written since it started (it leaves them alone).
+    written_during_pass: Mutex<Option<HashSet<SubjectKey>>>,
 }
 
 /// A change of trust configuration that only moved key material (the resources' specs are the
@@ -106,7 +111,24 @@ impl StoreVerdictCache {
             hot: VerdictMap::new(memory_entries),
             denies: VerdictMap::new(deny_entries),
             carry: RwLock::new(Arc::new(Vec::new())),
+            write_guard: RwLock::new(()),
+            written_during_pass: Mutex::new(None),
         }
+    }
+
+    /// Notes a store write of `store_key` for a running pass; hold the returned guard while
+    /// writing.
+    fn writing(&self, store_key: &SubjectKey) -> std::sync::RwLockReadGuard<'_, ()> {
+        let guard = self.write_guard.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(written) = self
+            .written_during_pass
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            written.insert(store_key.clone());
+        }
+        guard
     }
 
     /// Replaces the carry-over rules (after a change of trust configuration).
@@ -134,53 +156,94 @@ impl StoreVerdictCache {
         Some(carried)
     }
 
-    /// A stored verdict of an earlier configuration, carried over to `fingerprint` when a rule
-    /// allows it.
-    fn try_carry(
+    /// While carry-over rules are in force: one read, served as is under `fingerprint` or
+    /// carried over to it when a rule allows.
+    fn get_or_carry(
         &self,
+        key: &SubjectKey,
         store_key: &SubjectKey,
         fingerprint: &str,
+        seen: crate::verdict_map::Generation,
         now: DateTime<Utc>,
-    ) -> Result<Option<StoredVerdict>, Error> {
-        let rules = self.carry_over();
-        if rules.is_empty() {
-            return Ok(None);
-        }
+    ) -> Result<Option<Arc<ServedVerdict>>, Error> {
         let Some(v) = self
             .store
             .get_any(store_key, now)
-            .map_err(|e| store_error(format!("reading the verdict for {store_key}"), e))?
+            .map_err(|e| store_error(format!("reading the verdict for {key}"), e))?
         else {
             return Ok(None);
         };
-        let Some(carried) = Self::carried(&rules, &v, fingerprint) else {
-            return Ok(None);
+        let v = if v.result.trust_config_fingerprint == fingerprint {
+            v
+        } else {
+            match Self::carried(&self.carry_over(), &v, fingerprint) {
+                Some(c) => {
+                    metrics::counter!(METRIC_CARRIED, "path" => "lookup").increment(1);
+                    c
+                }
+                None => return Ok(None),
+            }
         };
-        // Served and kept in memory; the pass re-stores it (a lookup does not wait for a write).
-        metrics::counter!(METRIC_CARRIED, "path" => "lookup").increment(1);
-        Ok(Some(carried))
+        if !v.result.is_success {
+            return Ok(None);
+        }
+        let verdict = Arc::new(ServedVerdict::new(v.result));
+        self.hot
+            .insert_if_unchanged(seen, key, Arc::clone(&verdict), v.expires_at);
+        Ok(Some(verdict))
     }
 
     /// Carries every stored verdict a rule covers over to its new configuration (blocking: run
-    /// it on the blocking pool). Each entry is read again just before it is rewritten, so a
-    /// verdict stored meanwhile is not overwritten with an older one.
+    /// it on the blocking pool). A verdict stored or removed after the pass read it is left as
+    /// that write made it.
     pub fn carry_over_pass(&self, now: DateTime<Utc>) -> Result<CarryReport, Error> {
+        // Small durable batches: each write burst (and its flush) stays short next to lookups.
         const BATCH: usize = 512;
         let rules = self.carry_over();
         let mut report = CarryReport::default();
         if rules.is_empty() {
             return Ok(report);
         }
+        *self
+            .written_during_pass
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(HashSet::new());
+        let result = self.carry_over_entries(&rules, now, BATCH, &mut report);
+        *self
+            .written_during_pass
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        result.map(|()| report)
+    }
+
+    fn carry_over_entries(
+        &self,
+        rules: &[CarryOver],
+        now: DateTime<Utc>,
+        batch_size: usize,
+        report: &mut CarryReport,
+    ) -> Result<(), Error> {
         let current: BTreeSet<&str> = rules.iter().map(|r| &*r.to).collect();
-        let mut batch: Vec<(SubjectKey, StoredVerdict)> = Vec::with_capacity(BATCH);
-        let flush = |batch: &mut Vec<(SubjectKey, StoredVerdict)>| -> Result<(), Error> {
-            if batch.is_empty() {
-                return Ok(());
+        let mut batch: Vec<(SubjectKey, StoredVerdict)> = Vec::with_capacity(batch_size);
+        let flush = |batch: &mut Vec<(SubjectKey, StoredVerdict)>,
+                     report: &mut CarryReport|
+         -> Result<(), Error> {
+            let _exclusive = self.write_guard.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(written) = self
+                .written_during_pass
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+            {
+                batch.retain(|(k, _)| !written.contains(k));
             }
-            self.store
-                .put_many(batch)
-                .map_err(|e| store_error("re-storing carried-over verdicts".into(), e))?;
-            metrics::counter!(METRIC_CARRIED, "path" => "pass").increment(batch.len() as u64);
+            if !batch.is_empty() {
+                self.store
+                    .put_many(batch)
+                    .map_err(|e| store_error("re-storing carried-over verdicts".into(), e))?;
+                metrics::counter!(METRIC_CARRIED, "path" => "pass").increment(batch.len() as u64);
+                report.carried += batch.len() as u64;
+            }
             batch.clear();
             Ok(())
         };
@@ -195,30 +258,21 @@ impl StoreVerdictCache {
             if current.contains(fp) || v.is_expired(now) {
                 continue;
             }
-            let Some(rule) = rules.iter().find(|r| &*r.from == fp) else {
-                report.left += 1;
-                continue;
-            };
-            match Self::carried(&rules, &v, &rule.to) {
+            let carried = rules
+                .iter()
+                .find(|r| &*r.from == fp)
+                .and_then(|rule| Self::carried(rules, &v, &rule.to));
+            match carried {
                 Some(carried) => {
-                    // Unchanged since it was read?
-                    let again = self
-                        .store
-                        .get_any(&key, now)
-                        .map_err(|e| store_error(format!("reading the verdict for {key}"), e))?;
-                    if again.as_ref() == Some(&v) {
-                        batch.push((key, carried));
-                        report.carried += 1;
-                        if batch.len() >= BATCH {
-                            flush(&mut batch)?;
-                        }
+                    batch.push((key, carried));
+                    if batch.len() >= batch_size {
+                        flush(&mut batch, report)?;
                     }
                 }
                 None => report.left += 1,
             }
         }
-        flush(&mut batch)?;
-        Ok(report)
+        flush(&mut batch, report)
     }
 
     /// The store key of `key` (its scope's namespace, not the request's) and the fingerprint of
@@ -244,10 +298,12 @@ impl StoreVerdictCache {
         // Before and after: a lookup that read the store before the removal cannot re-insert
         // (generation check), and none can find the memory entry afterwards.
         self.invalidate(key);
-        let removed = self
-            .store
-            .remove(&store_key)
-            .map_err(|e| store_error(format!("removing the verdict for {key}"), e));
+        let removed = {
+            let _writing = self.writing(&store_key);
+            self.store
+                .remove(&store_key)
+                .map_err(|e| store_error(format!("removing the verdict for {key}"), e))
+        };
         self.invalidate(key);
         removed
     }
@@ -318,6 +374,9 @@ impl VerdictCache for StoreVerdictCache {
     ) -> Result<Option<Arc<ServedVerdict>>, Error> {
         let seen = self.hot.generation(key);
         let (store_key, fingerprint) = self.key(key);
+        if !self.carry_over().is_empty() {
+            return self.get_or_carry(key, &store_key, &fingerprint, seen, now);
+        }
         match self
             .store
             .get(&store_key, &fingerprint, now)
@@ -332,17 +391,6 @@ impl VerdictCache for StoreVerdictCache {
             // A deny left by an earlier version: denies are kept in memory only, with their
             // short lifetimes; verify again.
             Lookup::Hit(_) => Ok(None),
-            Lookup::Miss(MissReason::OtherTrustConfig) => {
-                match self.try_carry(&store_key, &fingerprint, now)? {
-                    Some(v) => {
-                        let verdict = Arc::new(ServedVerdict::new(v.result));
-                        self.hot
-                            .insert_if_unchanged(seen, key, Arc::clone(&verdict), v.expires_at);
-                        Ok(Some(verdict))
-                    }
-                    None => Ok(None),
-                }
-            }
             Lookup::Miss(reason) => {
                 tracing::debug!(key = %store_key, reason = reason.as_str(), "store miss");
                 Ok(None)
@@ -368,7 +416,11 @@ impl VerdictCache for StoreVerdictCache {
             result: result.clone(),
             expires_at,
         };
-        match self.store.put(&store_key, &stored) {
+        let written = {
+            let _writing = self.writing(&store_key);
+            self.store.put(&store_key, &stored)
+        };
+        match written {
             Ok(()) => {
                 self.hot.insert(key, Arc::clone(verdict), expires_at);
                 Ok(())

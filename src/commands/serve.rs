@@ -314,18 +314,33 @@ fn on_trust_swap(
             }
             metrics::counter!(METRIC_REVOKED).increment(revoked.len() as u64);
             let started = std::time::Instant::now();
+            // On a thread of its own, outside the blocking pool lookups' store reads use.
             let pass = {
                 let cache = Arc::clone(&cache);
-                tokio::task::spawn_blocking(move || cache.carry_over_pass(chrono::Utc::now())).await
+                let (done, result) = tokio::sync::oneshot::channel();
+                let spawned = std::thread::Builder::new()
+                    .name("verdict-carry-over".into())
+                    .spawn(move || {
+                        let _ = done.send(cache.carry_over_pass(chrono::Utc::now()));
+                    });
+                match spawned {
+                    Ok(_) => result.await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
             };
             match pass {
-                Ok(Ok(r)) => tracing::info!(
-                    examined = r.examined,
-                    carried = r.carried,
-                    left = r.left,
-                    seconds = started.elapsed().as_secs_f64(),
-                    "verdicts carried over to the new trust configuration from their evidence"
-                ),
+                Ok(Ok(r)) => {
+                    metrics::counter!(METRIC_CARRY_PASSES).increment(1);
+                    metrics::gauge!(METRIC_CARRY_LAST_SECONDS).set(started.elapsed().as_secs_f64());
+                    metrics::gauge!(METRIC_CARRY_LAST_CARRIED).set(r.carried as f64);
+                    tracing::info!(
+                        examined = r.examined,
+                        carried = r.carried,
+                        left = r.left,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "verdicts carried over to the new trust configuration from their evidence"
+                    )
+                }
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "carrying verdicts over failed; they are verified again at lookup")
                 }
@@ -382,6 +397,10 @@ fn carry_over_rules(
 
 /// Verdicts revoked because the trust material they rested on left the configuration.
 const METRIC_REVOKED: &str = "verdict_revoked_verdicts_total";
+/// Carry-over passes finished; the last one's duration and verdicts carried.
+const METRIC_CARRY_PASSES: &str = "verdict_carry_over_passes_total";
+const METRIC_CARRY_LAST_SECONDS: &str = "verdict_carry_over_last_pass_seconds";
+const METRIC_CARRY_LAST_CARRIED: &str = "verdict_carry_over_last_pass_carried";
 
 /// Starts a full revalidation each time `schedule` fires, until `cancel`.
 fn spawn_schedule(
