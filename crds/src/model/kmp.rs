@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::raw_parameters;
 
 /// `spec` of KeyManagementProvider and NamespacedKeyManagementProvider.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyManagementProviderSpec {
     /// `azurekeyvault` or `inline`.
@@ -17,6 +17,7 @@ pub struct KeyManagementProviderSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_interval: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::crd::preserve_unknown")]
     pub parameters: Option<KmpParameters>,
 }
 

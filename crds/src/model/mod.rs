@@ -109,7 +109,7 @@ pub struct ManagedFieldsEntry {
 }
 
 /// Status of Store, Verifier and Policy resources.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PluginStatus {
     #[serde(default)]
     pub issuccess: bool,
@@ -120,7 +120,7 @@ pub struct PluginStatus {
 }
 
 /// Status of KeyManagementProvider and CertificateStore resources.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProviderStatus {
     #[serde(default)]
     pub issuccess: bool,
@@ -133,6 +133,7 @@ pub struct ProviderStatus {
     pub lastfetchedtime: Option<String>,
     /// Provider-specific properties (free-form).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::crd::preserve_unknown_any")]
     pub properties: Option<Value>,
 }
 

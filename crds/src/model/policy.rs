@@ -8,12 +8,13 @@ use serde_json::Value;
 use super::raw_parameters;
 
 /// `spec` of Policy and NamespacedPolicy.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PolicySpec {
     /// `config-policy` or `rego-policy`.
     #[serde(default, rename = "type", skip_serializing_if = "String::is_empty")]
     pub type_: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::crd::preserve_unknown")]
     pub parameters: Option<PolicyParameters>,
 }
 

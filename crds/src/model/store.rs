@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use super::raw_parameters;
 
 /// `spec` of Store and NamespacedStore.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StoreSpec {
     /// Store plugin type, e.g. `oras` (required by the CRD).
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -19,17 +19,19 @@ pub struct StoreSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<PluginSource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::crd::preserve_unknown")]
     pub parameters: Option<StoreParameters>,
 }
 
 /// OCI artifact to download a plugin from (`spec.source`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PluginSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<String>,
     /// Free-form auth provider configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::crd::preserve_unknown")]
     pub auth_provider: Option<Map<String, Value>>,
 }
 

@@ -9,7 +9,7 @@ use super::raw_parameters;
 use super::store::PluginSource;
 
 /// `spec` of Verifier and NamespacedVerifier.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifierSpec {
     /// Verifier plugin type: `notation`, `cosign`, ... (required by the CRD).
@@ -25,6 +25,7 @@ pub struct VerifierSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<PluginSource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::crd::preserve_unknown")]
     pub parameters: Option<VerifierParameters>,
 }
 
