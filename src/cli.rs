@@ -247,10 +247,24 @@ pub struct RegistryArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["config", "kubernetes"])))]
 pub struct ServeArgs {
     /// Ratify configuration: a YAML file or a directory of them.
     #[arg(long, short = 'c', env = "VERDICT_CONFIG")]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
+
+    /// Read Ratify's CRs from the cluster (in-cluster service account, or KUBECONFIG) instead
+    /// of files, apply their changes as they happen, and write their status like Ratify.
+    #[arg(long, env = "VERDICT_KUBERNETES")]
+    pub kubernetes: bool,
+
+    /// Namespace of the Lease that elects the one replica writing CR status (in-cluster mode).
+    #[arg(
+        long,
+        env = "VERDICT_LEASE_NAMESPACE",
+        default_value = "gatekeeper-system"
+    )]
+    pub lease_namespace: String,
 
     /// Where the verdict store, the verdict key and (in local mode) TLS material live.
     #[arg(long, env = "VERDICT_DATA_DIR", default_value = "verdict-data")]

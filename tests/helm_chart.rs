@@ -121,6 +121,18 @@ fn check_object(doc: &Value) -> Result<String> {
         ("v1", "PersistentVolumeClaim") => {
             strict::<core::v1::PersistentVolumeClaim>(doc, &what)?;
         }
+        ("rbac.authorization.k8s.io/v1", "ClusterRole") => {
+            strict::<k8s_openapi::api::rbac::v1::ClusterRole>(doc, &what)?;
+        }
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+            strict::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>(doc, &what)?;
+        }
+        ("rbac.authorization.k8s.io/v1", "Role") => {
+            strict::<k8s_openapi::api::rbac::v1::Role>(doc, &what)?;
+        }
+        ("rbac.authorization.k8s.io/v1", "RoleBinding") => {
+            strict::<k8s_openapi::api::rbac::v1::RoleBinding>(doc, &what)?;
+        }
         ("policy/v1", "PodDisruptionBudget") => {
             strict::<policy::v1::PodDisruptionBudget>(doc, &what)?;
         }
@@ -260,12 +272,18 @@ fn the_chart_lints_renders_and_every_object_is_a_valid_api_object() -> Result<()
         for doc in &docs {
             kinds.push(check_object(doc).with_context(|| format!("values {values:?}"))?);
         }
+        // CRs from the cluster (RBAC) by default; from a ConfigMap when given in the values.
+        let source = if values.is_none() {
+            "ClusterRole"
+        } else {
+            "ConfigMap"
+        };
         for needed in [
             "Deployment",
             "Service",
             "ServiceAccount",
             "Provider",
-            "ConfigMap",
+            source,
         ] {
             ensure!(
                 kinds.iter().any(|k| k == needed),

@@ -7,6 +7,7 @@
 //!   does not stop the others from loading.
 //! - [`Resource::from_json`]: type and validate an object read from the cluster.
 
+pub mod cluster;
 pub mod crd;
 pub mod diag;
 pub mod dn;

@@ -46,7 +46,12 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let readiness = Readiness::new(&["store", "config"]);
 
     let runtime = Arc::new(
-        super::trust::TrustRuntime::load(&args.config, &args.trust, &args.registry).await?,
+        super::trust::TrustRuntime::load_from(
+            config_source(args).await?,
+            &args.trust,
+            &args.registry,
+        )
+        .await?,
     );
     let trust = Arc::clone(&runtime.live);
     let initial = runtime.current();
@@ -175,6 +180,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         args.revalidate_on_change,
     ));
     runtime.spawn_refresher(cancel.child_token());
+    runtime.spawn_election(&args.lease_namespace, cancel.child_token());
     runtime.spawn_config_watcher(
         Duration::from_millis(args.config_poll_ms.max(100)),
         {
@@ -426,6 +432,17 @@ fn spawn_schedule(
             revalidator.start(Selection::All, "schedule");
         }
     });
+}
+
+/// Files (`--config`) or the cluster's CRs (`--kubernetes`).
+async fn config_source(args: &ServeArgs) -> anyhow::Result<super::trust::ConfigSource> {
+    Ok(match (&args.config, args.kubernetes) {
+        (Some(path), false) => super::trust::ConfigSource::Files(path.clone()),
+        (None, true) => {
+            super::trust::ConfigSource::Cluster(verdict_crds::cluster::Cluster::connect().await?)
+        }
+        _ => anyhow::bail!("give either --config or --kubernetes"),
+    })
 }
 
 /// Registry clients by Store settings, built on first use.

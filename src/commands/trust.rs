@@ -45,10 +45,77 @@ struct Loaded {
     resources: Vec<Resource>,
     kmps: Arc<KmpManager>,
     digest: String,
+    /// The read in force (in-cluster: which objects, and their problems), for status writes.
+    read: Arc<Read>,
+}
+
+/// Where Ratify's resources come from.
+pub enum ConfigSource {
+    /// A YAML file or a directory of them (polled; a ConfigMap's symlink swap counts).
+    Files(PathBuf),
+    /// The cluster's CRs (listed again on every poll), whose status is written back.
+    Cluster(verdict_crds::cluster::Cluster),
+}
+
+/// One read of the source.
+struct Read {
+    report: verdict_crds::LoadReport,
+    digest: String,
+    /// In-cluster: every object read, in report order (one "file" per object).
+    objects: Option<Vec<verdict_crds::cluster::ObjectRef>>,
+}
+
+impl Read {
+    fn resources(&self) -> anyhow::Result<Vec<Resource>> {
+        for d in &self.report.diagnostics {
+            if d.is_error() {
+                eprintln!("{d}");
+            } else {
+                tracing::warn!("{d}");
+            }
+        }
+        if self.report.has_errors() {
+            bail!(
+                "the configuration has {} error(s); `verdict config check` lists them all",
+                self.report.error_count()
+            );
+        }
+        Ok(self
+            .report
+            .valid_resources()
+            .map(|l| l.resource.clone())
+            .collect())
+    }
+}
+
+async fn read(source: &ConfigSource) -> anyhow::Result<Read> {
+    match source {
+        ConfigSource::Files(path) => {
+            let digest = config_digest(path)?;
+            let report = verdict_crds::load_path(path)
+                .with_context(|| format!("cannot read the configuration {}", path.display()))?;
+            Ok(Read {
+                report,
+                digest,
+                objects: None,
+            })
+        }
+        ConfigSource::Cluster(cluster) => {
+            let r = cluster
+                .load()
+                .await
+                .context("cannot read Ratify's resources from the cluster")?;
+            Ok(Read {
+                report: r.report,
+                digest: r.digest,
+                objects: Some(r.objects),
+            })
+        }
+    }
 }
 
 pub struct TrustRuntime {
-    path: PathBuf,
+    source: ConfigSource,
     trust_args: TrustArgs,
     registry_args: RegistryArgs,
     sigstore: Arc<SigstoreTrustRoot>,
@@ -58,6 +125,8 @@ pub struct TrustRuntime {
     status: Mutex<ReloadStatus>,
     /// One reload at a time (file change, SIGHUP, refresh).
     reloading: tokio::sync::Mutex<()>,
+    /// This replica writes CR status (in-cluster: it holds the Lease).
+    leader: std::sync::atomic::AtomicBool,
 }
 
 impl TrustRuntime {
@@ -70,9 +139,19 @@ impl TrustRuntime {
         args: &TrustArgs,
         registry: &RegistryArgs,
     ) -> anyhow::Result<Self> {
+        Self::load_from(ConfigSource::Files(path.to_path_buf()), args, registry).await
+    }
+
+    /// As [`Self::load`], from files or from the cluster.
+    pub async fn load_from(
+        source: ConfigSource,
+        args: &TrustArgs,
+        registry: &RegistryArgs,
+    ) -> anyhow::Result<Self> {
         let sigstore = Arc::new(sigstore_root(args)?);
-        let digest = config_digest(path)?;
-        let resources = load_resources(path)?;
+        let first = Arc::new(read(&source).await?);
+        let digest = first.digest.clone();
+        let resources = first.resources()?;
         let kmps = fetch_kmps(&resources, args, registry, true).await?;
         let set = build(&resources, &sigstore, &kmps)?;
         let status = ReloadStatus {
@@ -82,7 +161,7 @@ impl TrustRuntime {
             ..ReloadStatus::default()
         };
         Ok(TrustRuntime {
-            path: path.to_path_buf(),
+            source,
             trust_args: args.clone(),
             registry_args: registry.clone(),
             sigstore,
@@ -90,11 +169,13 @@ impl TrustRuntime {
                 resources,
                 kmps: Arc::new(kmps),
                 digest,
+                read: first,
             }),
             live: Arc::new(LiveTrust::new(set)),
             on_swap: Mutex::new(None),
             status: Mutex::new(status),
             reloading: tokio::sync::Mutex::new(()),
+            leader: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -168,13 +249,14 @@ impl TrustRuntime {
     /// configuration is rejected (an error) and the one in force stays.
     pub async fn reload(&self, force: bool) -> anyhow::Result<Option<bool>> {
         let _one = self.reloading.lock().await;
-        let digest = config_digest(&self.path)?;
+        let fresh = Arc::new(read(&self.source).await?);
+        let digest = fresh.digest.clone();
         if !force && digest == self.loaded().digest {
             return Ok(None);
         }
         let attempt = Utc::now();
         let outcome = async {
-            let resources = load_resources(&self.path)?;
+            let resources = fresh.resources()?;
             let kmps = fetch_kmps(&resources, &self.trust_args, &self.registry_args, false).await?;
             let set = build(&resources, &self.sigstore, &kmps)?;
             Ok::<_, anyhow::Error>((resources, kmps, set))
@@ -189,11 +271,13 @@ impl TrustRuntime {
                     loaded.resources = resources;
                     loaded.kmps = Arc::new(kmps);
                     loaded.digest = digest;
+                    loaded.read = Arc::clone(&fresh);
                 }
                 status.ok = true;
                 status.error.clear();
                 *self.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
                 let applied = self.replace(set);
+                self.write_cluster_status(&fresh, true).await;
                 metrics::counter!(METRIC_RELOADS, "result" => if applied { "applied" } else { "unchanged" })
                     .increment(1);
                 Ok(Some(applied))
@@ -205,9 +289,113 @@ impl TrustRuntime {
                 status.error = format!("{e:#}");
                 *self.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
                 metrics::counter!(METRIC_RELOADS, "result" => "rejected").increment(1);
+                self.write_cluster_status(&fresh, false).await;
                 Err(e)
             }
         }
+    }
+
+    /// In-cluster, on the leader: status of every object of `read` like Ratify's. Objects with
+    /// problems get `issuccess: false` and them; with `applied`, the others are marked good
+    /// (key management providers with their fetch status, versions and fingerprints); a rejected
+    /// change leaves valid objects' status alone.
+    async fn write_cluster_status(&self, read: &Read, applied: bool) {
+        let ConfigSource::Cluster(cluster) = &self.source else {
+            return;
+        };
+        if !self.leader.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let Some(objects) = &read.objects else {
+            return;
+        };
+        let kmp_statuses = self.kmps().statuses();
+        for object in objects {
+            let label = object.label();
+            let problems: Vec<String> = read
+                .report
+                .diagnostics
+                .iter()
+                .filter(|d| d.is_error() && d.file.as_deref() == Some(Path::new(&label)))
+                .map(|d| d.message.clone())
+                .collect();
+            let status = if !problems.is_empty() {
+                let error = problems.join("; ");
+                serde_json::json!({
+                    "issuccess": false,
+                    "brieferror": error.chars().take(80).collect::<String>(),
+                    "error": error,
+                })
+            } else if !applied {
+                continue;
+            } else if object.kind.ends_with("KeyManagementProvider") {
+                match kmp_statuses
+                    .iter()
+                    .find(|s| s.name == object.name && s.namespace == object.namespace)
+                {
+                    Some(s) => serde_json::json!({
+                        "issuccess": s.issuccess,
+                        "error": s.error,
+                        "brieferror": s.brieferror,
+                        "lastfetchedtime": s.lastfetchedtime,
+                        "properties": s.properties,
+                    }),
+                    None => serde_json::json!({
+                        "issuccess": true, "error": "", "brieferror": "",
+                        "lastfetchedtime": Utc::now(),
+                    }),
+                }
+            } else {
+                serde_json::json!({"issuccess": true, "error": "", "brieferror": ""})
+            };
+            if let Err(e) = cluster.write_status(object, status).await {
+                tracing::warn!(object = %label, error = %e, "writing CR status failed");
+            }
+        }
+    }
+
+    /// In-cluster: campaigns for the status Lease every few seconds (`namespace`, identity
+    /// from `POD_NAME` or the host name); a new leader writes every object's status at once.
+    pub fn spawn_election(self: &Arc<Self>, namespace: &str, cancel: CancellationToken) {
+        let ConfigSource::Cluster(cluster) = &self.source else {
+            self.leader
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            return;
+        };
+        let identity = std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| format!("verdict-{}", std::process::id()));
+        let election = verdict_crds::cluster::Election::new(
+            cluster,
+            namespace,
+            "verdict-status-writer",
+            &identity,
+            Duration::from_secs(15),
+        );
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                let leads = match election.try_lead().await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "status lease");
+                        false
+                    }
+                };
+                let was = this
+                    .leader
+                    .swap(leads, std::sync::atomic::Ordering::Relaxed);
+                if leads && !was {
+                    tracing::info!(identity = %identity, "leading: this replica writes CR status");
+                    let read = Arc::clone(&this.loaded().read);
+                    this.write_cluster_status(&read, true).await;
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+            }
+        });
     }
 
     /// Rebuilds from the loaded resources and the current Key Vault material.
@@ -237,6 +425,8 @@ impl TrustRuntime {
                     continue;
                 }
                 let outcome = kmps.refresh(false).await;
+                let read = Arc::clone(&this.loaded().read);
+                this.write_cluster_status(&read, true).await;
                 // A reload may have replaced the providers meanwhile: then this result is stale.
                 if outcome.changed
                     && Arc::ptr_eq(&kmps, &this.kmps())
@@ -360,30 +550,6 @@ fn sigstore_root(args: &TrustArgs) -> anyhow::Result<SigstoreTrustRoot> {
         }
         None => SigstoreTrustRoot::new(),
     })
-}
-
-/// Ratify resources from a file or directory; any error is fatal, naming every problem.
-fn load_resources(path: &Path) -> anyhow::Result<Vec<Resource>> {
-    let report = verdict_crds::load_path(path)
-        .with_context(|| format!("cannot read the configuration {}", path.display()))?;
-    for d in &report.diagnostics {
-        if d.is_error() {
-            eprintln!("{d}");
-        } else {
-            tracing::warn!("{d}");
-        }
-    }
-    if report.has_errors() {
-        bail!(
-            "the configuration has {} error(s); `verdict config check {}` lists them all",
-            report.error_count(),
-            path.display()
-        );
-    }
-    Ok(report
-        .valid_resources()
-        .map(|l| l.resource.clone())
-        .collect())
 }
 
 /// SHA-256 over the names and contents of the configuration's YAML files (following symlinks,

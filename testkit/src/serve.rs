@@ -46,6 +46,8 @@ pub struct ServeOptions {
     pub extra_args: Vec<OsString>,
     /// Environment variables of the process (e.g. the workload-identity `AZURE_*` set).
     pub env: Vec<(OsString, OsString)>,
+    /// Pass `--config <dir>` (off for `--kubernetes`, where the CRs come from the API).
+    pub config_files: bool,
 }
 
 impl ServeOptions {
@@ -57,7 +59,14 @@ impl ServeOptions {
             data_dir: None,
             extra_args: Vec::new(),
             env: Vec::new(),
+            config_files: true,
         }
+    }
+
+    /// No `--config`: the configuration comes from elsewhere (`--kubernetes`).
+    pub fn without_config_files(mut self) -> Self {
+        self.config_files = false;
+        self
     }
 
     /// Sets environment variables of the server process.
@@ -144,12 +153,16 @@ impl VerdictServer {
 
         let listen = format!("127.0.0.1:{}", free_port()?);
         let ops = format!("127.0.0.1:{}", free_port()?);
-        let mut command = ServerCommand::new(&bin.to_string_lossy())
-            .args(["serve", "--config"])
-            .arg(config_dir.path())
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .args(["--listen", &listen, "--ops-listen", &ops]);
+        let mut command = ServerCommand::new(&bin.to_string_lossy()).arg("serve");
+        if opts.config_files {
+            command = command.arg("--config").arg(config_dir.path());
+        }
+        let mut command = command.arg("--data-dir").arg(&data_dir).args([
+            "--listen",
+            &listen,
+            "--ops-listen",
+            &ops,
+        ]);
         if !opts.plain_http.is_empty() {
             command = command.arg("--plain-http").arg(opts.plain_http.join(","));
         }
