@@ -268,6 +268,19 @@ async fn crs_from_the_cluster_configure_a_running_server_and_get_ratify_status()
     assert_eq!(kmp_status["issuccess"], true, "{kmp_status}");
     assert!(kmp_status["lastfetchedtime"].is_string(), "{kmp_status}");
 
+    // Created: a Store (the ORAS store, as the seed's); its status is written, lookups go on.
+    api.put(
+        "stores",
+        json!({"apiVersion": "config.ratify.deislabs.io/v1beta1", "kind": "Store",
+            "metadata": {"name": "store-oras"},
+            "spec": {"name": "oras", "parameters": {"cosignEnabled": true}}}),
+    );
+    until("Store status", Duration::from_secs(10), || {
+        Some(api.status("stores", "store-oras")?["issuccess"] == true)
+    })
+    .await?;
+    assert_eq!(server.verify_one(&key).await?, Ok(true), "with the Store");
+
     // Updated: the provider now holds bob's certificate → alice's image is denied.
     api.put("keymanagementproviders", kmp("kmp-certs", &bob));
     let start = Instant::now();
@@ -299,8 +312,9 @@ async fn crs_from_the_cluster_configure_a_running_server_and_get_ratify_status()
         "still the last good configuration"
     );
 
-    // Deleted: the invalid CR is gone, and alice's certificate returns → allowed again.
+    // Deleted: the invalid CR and the Store are gone, alice's certificate returns → allowed.
     api.delete("verifiers", "verifier-broken");
+    api.delete("stores", "store-oras");
     api.put("keymanagementproviders", kmp("kmp-certs", &alice));
     let start = Instant::now();
     while server.verify_one(&key).await? != Ok(true) {
