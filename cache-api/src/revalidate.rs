@@ -68,7 +68,7 @@ pub struct RunReport {
     pub id: u64,
     pub selection: String,
     pub reason: String,
-    /// `running` or `done`.
+    /// `running`, `done`, or `superseded` (a later trust change started a newer run).
     pub state: String,
     pub total: usize,
     pub done: usize,
@@ -95,6 +95,8 @@ pub struct Revalidator {
     concurrency: usize,
     max_subjects: usize,
     next_id: AtomicU64,
+    /// Bumped by every `Stale` run: an older one (a trust change since superseded) stops.
+    stale_generation: AtomicU64,
     runs: Mutex<VecDeque<Arc<Mutex<RunReport>>>>,
 }
 
@@ -113,6 +115,7 @@ impl Revalidator {
             concurrency: concurrency.max(1),
             max_subjects: max_subjects.max(1),
             next_id: AtomicU64::new(1),
+            stale_generation: AtomicU64::new(0),
             runs: Mutex::new(VecDeque::new()),
         })
     }
@@ -140,8 +143,10 @@ impl Revalidator {
             }
         }
         metrics::counter!(METRIC_RUNS, "reason" => reason.to_owned()).increment(1);
+        let generation = matches!(selection, Selection::Stale(_))
+            .then(|| self.stale_generation.fetch_add(1, Ordering::Relaxed) + 1);
         let this = Arc::clone(self);
-        tokio::spawn(async move { this.run(selection, report).await });
+        tokio::spawn(async move { this.run(selection, report, generation).await });
         id
     }
 
@@ -158,7 +163,12 @@ impl Revalidator {
         self.lock().iter().map(|r| lock(r).clone()).collect()
     }
 
-    async fn run(self: Arc<Self>, selection: Selection, report: Arc<Mutex<RunReport>>) {
+    async fn run(
+        self: Arc<Self>,
+        selection: Selection,
+        report: Arc<Mutex<RunReport>>,
+        generation: Option<u64>,
+    ) {
         let started = Instant::now();
         let store = Arc::clone(&self.store);
         let max = self.max_subjects;
@@ -190,7 +200,10 @@ impl Revalidator {
             "revalidation started"
         );
         let service = &self.service;
+        let superseded =
+            || generation.is_some_and(|g| self.stale_generation.load(Ordering::Relaxed) != g);
         let mut results = futures::stream::iter(subjects)
+            .take_while(|_| std::future::ready(!superseded()))
             .map(
                 |(key, was_allowed)| async move { (service.refresh(&key).await, was_allowed, key) },
             )
@@ -217,6 +230,9 @@ impl Revalidator {
                 }
             }
         }
+        if superseded() {
+            lock(&report).state = "superseded".into();
+        }
         finish(&report, None, started);
     }
 }
@@ -227,7 +243,9 @@ fn lock(r: &Mutex<RunReport>) -> std::sync::MutexGuard<'_, RunReport> {
 
 fn finish(report: &Mutex<RunReport>, error: Option<String>, started: Instant) {
     let mut r = lock(report);
-    r.state = "done".into();
+    if r.state == "running" {
+        r.state = "done".into();
+    }
     r.finished_at = Some(Utc::now());
     if let Some(e) = error {
         r.last_error = Some(e);

@@ -72,7 +72,7 @@ async fn revalidate(args: &RevalidateArgs) -> anyhow::Result<ExitCode> {
             .context("the run report is not JSON")?;
         bar.set_length(report["total"].as_u64().unwrap_or(0));
         bar.set_position(report["done"].as_u64().unwrap_or(0));
-        if report["state"] == "done" {
+        if report["state"] != "running" {
             break report;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -400,9 +400,10 @@ impl TrustRuntime {
 
     /// Rebuilds from the loaded resources and the current Key Vault material.
     fn rebuild(&self) -> anyhow::Result<bool> {
-        let (set, _) = {
+        // Built under the lock, replaced after it (the swap hook may read the runtime).
+        let set = {
             let loaded = self.loaded();
-            (build(&loaded.resources, &self.sigstore, &loaded.kmps)?, ())
+            build(&loaded.resources, &self.sigstore, &loaded.kmps)?
         };
         Ok(self.replace(set))
     }

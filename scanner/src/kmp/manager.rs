@@ -214,7 +214,7 @@ impl KmpManager {
                         .last_good
                         .as_ref()
                         .is_none_or(|old| old.material != snapshot.material);
-                    outcome.changed |= changed || s.last_error.is_some() && s.last_good.is_none();
+                    outcome.changed |= changed;
                     let trusted = snapshot
                         .items
                         .iter()
