@@ -239,7 +239,7 @@ impl StoreVerdictCache {
             }
             if !batch.is_empty() {
                 self.store
-                    .put_many(batch)
+                    .rewrite_same_evidence(batch)
                     .map_err(|e| store_error("re-storing carried-over verdicts".into(), e))?;
                 metrics::counter!(METRIC_CARRIED, "path" => "pass").increment(batch.len() as u64);
                 report.carried += batch.len() as u64;

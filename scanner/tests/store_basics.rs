@@ -123,6 +123,41 @@ fn a_verdict_under_another_trust_configuration_is_never_a_hit() {
     );
 }
 
+/// A verdict carried over to a new configuration: `get_any` finds it under its old one, the
+/// rewrite serves it under the new one, and the evidence index still finds (and revokes) it.
+#[test]
+fn a_carried_over_verdict_keeps_its_index_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("v"));
+    let k = key(1);
+    let v = realistic(&k);
+    store.put(&k, &v).unwrap();
+    let now = Utc::now();
+    assert_eq!(store.get_any(&k, now).unwrap(), Some(v.clone()));
+    let new_config = sha256(b"rotated trust config");
+    let mut carried = v.clone();
+    carried.result.trust_config_fingerprint = new_config.clone();
+    store
+        .rewrite_same_evidence(&[(k.clone(), carried.clone())])
+        .unwrap();
+    assert_eq!(
+        store.get(&k, &new_config, now).unwrap(),
+        Lookup::Hit(carried)
+    );
+    assert_eq!(
+        store.get(&k, TRUST, now).unwrap(),
+        Lookup::Miss(MissReason::OtherTrustConfig)
+    );
+    assert_eq!(store.len(), 1);
+    let fp = v.fingerprints().into_iter().next().unwrap();
+    assert_eq!(
+        store.subjects_for_fingerprint(&fp).unwrap(),
+        vec![k.clone()]
+    );
+    assert_eq!(store.revoke_fingerprint(&fp).unwrap(), vec![k.clone()]);
+    assert_eq!(store.get_any(&k, now).unwrap(), None);
+}
+
 #[test]
 fn invalid_verdicts_are_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();

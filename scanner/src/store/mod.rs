@@ -163,6 +163,16 @@ pub trait VerdictStore: Send + Sync {
     /// are on disk. Each entry is atomic with its index entries; the batch as a whole is not.
     fn put_many(&self, entries: &[(SubjectKey, StoredVerdict)]) -> Result<(), StoreError>;
 
+    /// Replaces entries whose evidence (hence their fingerprint-index entries) is the same as
+    /// the stored one's — a verdict carried over to a new trust configuration — without
+    /// touching the index; durable on return. Default: [`VerdictStore::put_many`].
+    fn rewrite_same_evidence(
+        &self,
+        entries: &[(SubjectKey, StoredVerdict)],
+    ) -> Result<(), StoreError> {
+        self.put_many(entries)
+    }
+
     /// Stores one verdict durably (see [`VerdictStore::put_many`]).
     fn put(&self, key: &SubjectKey, verdict: &StoredVerdict) -> Result<(), StoreError> {
         self.put_many(&[(key.clone(), verdict.clone())])

@@ -683,6 +683,33 @@ impl VerdictStore for SledStore {
         self.write_entries(std::iter::once((key, verdict)))
     }
 
+    fn rewrite_same_evidence(
+        &self,
+        entries: &[(SubjectKey, StoredVerdict)],
+    ) -> Result<(), StoreError> {
+        // Entry ids derive from the subject and the index from the evidence: both unchanged, so
+        // only the values are written (no previous-entry read, no index edits).
+        let mut prepared = Vec::with_capacity(entries.len());
+        for (key, verdict) in entries {
+            validate_verdict(key, verdict)?;
+            let entry_key = codec::entry_key(key);
+            let payload = codec::encode_verdict(key, verdict).map_err(StoreError::Encode)?;
+            let value = codec::seal(&self.signer, &entry_key, &payload);
+            prepared.push((entry_key, value));
+        }
+        for chunk in prepared.chunks(WRITE_CHUNK) {
+            let mut unflushed = self.lock();
+            let mut batch = sled::Batch::default();
+            let mut bytes = 0;
+            for (k, v) in chunk {
+                bytes += k.len() + v.len();
+                batch.insert(k.as_slice(), v.as_slice());
+            }
+            self.apply(&mut unflushed, batch, bytes, "rewriting verdicts")?;
+        }
+        self.flush_all()
+    }
+
     fn remove(&self, key: &SubjectKey) -> Result<bool, StoreError> {
         let entry_key = codec::entry_key(key);
         {
