@@ -590,3 +590,58 @@ async fn config_check_live_shows_key_vault_status() -> Result<()> {
     assert!(stdout.contains("KeyNotFound"), "{stdout}");
     Ok(())
 }
+
+/// A KeyManagementProvider's refresh-schedule annotation (cron, 6 fields here: every second)
+/// replaces its refreshInterval; an invalid one is refused naming the field.
+#[tokio::test]
+async fn a_refresh_schedule_annotation_replaces_the_interval() -> Result<()> {
+    let world = AzureWorld::start().await?;
+    let chain = TestChain::new(KeyAlg::EcP256)?;
+    world.add_certificate(CERT, &chain);
+    world.add_key(KEY, &cosign_signer("cosign v1")?)?;
+    let annotate = |yaml: String, schedule: &str| {
+        yaml.replacen(
+            "  name: kmp-akv-keys\n",
+            &format!(
+                "  name: kmp-akv-keys\n  annotations:\n    verdict.ratify.deislabs.io/refresh-schedule: \"{schedule}\"\n"
+            ),
+            1,
+        )
+    };
+    // refreshInterval 1h: only the schedule can pick up the new version within seconds.
+    let yaml = annotate(world.ratify_yaml(CERT, KEY, "1h"), "* * * * * *");
+    let server = serve(&world, yaml).await?;
+    let signer2 = cosign_signer("cosign v2")?;
+    world.add_key(KEY, &signer2)?;
+    let push = world.pusher(&["sched/app"]).await?;
+    let image = world
+        .push_cosign_signed(&push, "sched/app", "v2", &signer2)
+        .await?;
+    until(
+        &server,
+        &key(&world, "sched/app", &image.digest),
+        Want::Allow,
+        Duration::from_secs(8),
+    )
+    .await?;
+    let status = server.status().await?;
+    let keys = provider_status(&status, "kmp-akv-keys")?;
+    assert_eq!(keys["refreshschedule"], "* * * * * *", "{keys}");
+
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("ratify.yaml"),
+        annotate(world.ratify_yaml(CERT, KEY, "1h"), "0 3 * 13 1-5"),
+    )?;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args(["config", "check", "--live"])
+        .arg(dir.path())
+        .args(world.serve_args())
+        .envs(world.pod_env())
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("month field"), "{stdout}");
+    Ok(())
+}

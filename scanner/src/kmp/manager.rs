@@ -1,6 +1,8 @@
 //! Keeps the material of every `azurekeyvault` KeyManagementProvider: fetched at start, then
-//! again every `refreshInterval` (Ratify v2 never refreshes), with a status per provider like
-//! Ratify's (`issuccess`, `error`, `brieferror`, `lastfetchedtime`, `properties`).
+//! again every `refreshInterval` (Ratify v2 never refreshes) — or on the cron schedule of the
+//! annotation [`REFRESH_SCHEDULE_ANNOTATION`] (`0 */6 * * *`: every six hours, UTC), which
+//! Ratify's CRD has no field for — with a status per provider like Ratify's (`issuccess`,
+//! `error`, `brieferror`, `lastfetchedtime`, `properties`).
 //!
 //! A failed refresh keeps the last good material and reports the error: neither a silent
 //! fail-open (a refresh that cannot see a version was disabled changes nothing that was trusted
@@ -17,6 +19,10 @@ use verdict_crds::model::{AzureKeyVaultParameters, Resource};
 
 use super::akv::{ItemState, KeyVaultItem, KeyVaultProvider, KeyVaultSnapshot};
 use crate::trust::{FetchedMaterial, KeyMaterial};
+
+/// Annotation of a KeyManagementProvider: a cron schedule (5 fields as in a Kubernetes CronJob,
+/// or 6 with seconds first) for its refreshes, instead of `refreshInterval`.
+pub const REFRESH_SCHEDULE_ANNOTATION: &str = "verdict.ratify.deislabs.io/refresh-schedule";
 
 /// Refreshes by provider and result (`ok`, `unchanged`, `error`).
 pub const METRIC_KMP_REFRESHES: &str = "verdict_kmp_refreshes_total";
@@ -44,6 +50,9 @@ pub struct KmpStatus {
     pub lastattempttime: Option<DateTime<Utc>>,
     /// `refreshInterval` in seconds.
     pub refreshintervalseconds: u64,
+    /// The refresh schedule annotation, when it replaces the interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refreshschedule: Option<String>,
     /// What verifications use: `fetched`, `last good` (the last fetch failed) or `unavailable`.
     pub serving: String,
     /// Every version seen by the fetch in force, trusted or not, with why.
@@ -64,6 +73,25 @@ struct Managed {
     name: String,
     params: AzureKeyVaultParameters,
     interval: Duration,
+    schedule: Option<crate::schedule::CronSchedule>,
+}
+
+impl Managed {
+    /// When this provider is due next after a fetch now.
+    fn next_due(&self) -> Instant {
+        let now = Instant::now();
+        match &self.schedule {
+            Some(s) => {
+                let at = chrono::Utc::now();
+                let wait = s
+                    .next_after(at)
+                    .and_then(|next| (next - at).to_std().ok())
+                    .unwrap_or(Duration::from_secs(24 * 3600));
+                now + wait
+            }
+            None => now + self.interval,
+        }
+    }
 }
 
 struct State {
@@ -130,11 +158,27 @@ impl KmpManager {
                         )
                     })?,
             };
+            let schedule = match kmp
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(REFRESH_SCHEDULE_ANNOTATION))
+            {
+                None => None,
+                Some(text) => Some(crate::schedule::CronSchedule::parse(text).map_err(|e| {
+                    format!(
+                        "KeyManagementProvider {:?}: annotation {REFRESH_SCHEDULE_ANNOTATION}: {} — fix: write 5 cron fields as in a Kubernetes CronJob, e.g. \"0 */6 * * *\"",
+                        kmp.name(),
+                        e.reason
+                    )
+                })?),
+            };
             entries.push(Managed {
                 namespace,
                 name: kmp.name().to_owned(),
                 params: params.clone(),
                 interval,
+                schedule,
             });
         }
         let now = Instant::now();
@@ -157,6 +201,7 @@ impl KmpManager {
                             lastfetchedtime: None,
                             lastattempttime: None,
                             refreshintervalseconds: m.interval.as_secs(),
+                            refreshschedule: m.schedule.as_ref().map(|s| s.expression().to_owned()),
                             serving: "unavailable".into(),
                             properties: Vec::new(),
                         },
@@ -206,7 +251,7 @@ impl KmpManager {
             let Some(s) = state.get_mut(&i) else { continue };
             let attempt = Utc::now();
             s.status.lastattempttime = Some(attempt);
-            s.next_due = Instant::now() + m.interval;
+            s.next_due = m.next_due();
             let label = m.name.clone();
             match result {
                 Ok(snapshot) => {
