@@ -34,9 +34,24 @@ pub(crate) fn preserve_unknown_any(_: &mut schemars::SchemaGenerator) -> Schema 
 }
 
 /// One kind: a wrapper of the loader's spec type that the derive annotates (the generated
-/// object types are not used; their CRDs are).
+/// object types are not used; their CRDs are). `plugin` kinds (Store, Verifier, Policy) have
+/// Ratify's PluginStatus and its two printer columns; `provider` kinds (key management
+/// providers) its ProviderStatus and a third column, LastFetchedTime.
 macro_rules! crd_kind {
-    ($wrapper:ident, $object:literal, $spec:ty, $status:literal, $kind:literal, $plural:literal, [$($column:literal),*] $(, $namespaced:ident)?) => {
+    ($wrapper:ident, $object:literal, $spec:ty, $kind:literal, $plural:literal, plugin $(, $namespaced:ident)?) => {
+        crd_kind!(@emit $wrapper, $object, $spec, "PluginStatus", $kind, $plural, [
+            r#"{"name":"IsSuccess","type":"boolean","jsonPath":".status.issuccess"}"#,
+            r#"{"name":"Error","type":"string","jsonPath":".status.brieferror"}"#
+        ] $(, $namespaced)?);
+    };
+    ($wrapper:ident, $object:literal, $spec:ty, $kind:literal, $plural:literal, provider $(, $namespaced:ident)?) => {
+        crd_kind!(@emit $wrapper, $object, $spec, "ProviderStatus", $kind, $plural, [
+            r#"{"name":"IsSuccess","type":"boolean","jsonPath":".status.issuccess"}"#,
+            r#"{"name":"Error","type":"string","jsonPath":".status.brieferror"}"#,
+            r#"{"name":"LastFetchedTime","type":"date","jsonPath":".status.lastfetchedtime"}"#
+        ] $(, $namespaced)?);
+    };
+    (@emit $wrapper:ident, $object:literal, $spec:ty, $status:literal, $kind:literal, $plural:literal, [$($column:literal),*] $(, $namespaced:ident)?) => {
         #[derive(CustomResource, serde::Serialize, serde::Deserialize, Clone, Debug, schemars::JsonSchema)]
         #[kube(
             group = "config.ratify.deislabs.io",
@@ -62,112 +77,19 @@ macro_rules! crd_kind {
     };
 }
 
+#[rustfmt::skip]
 #[allow(dead_code)] // the derive's object types: only their CRDs are used
 mod generated {
     use super::*;
 
-    crd_kind!(
-        StoreCrd,
-        "StoreObject",
-        StoreSpec,
-        "PluginStatus",
-        "Store",
-        "stores",
-        [
-            r#"{"name":"IsSuccess","type":"boolean","jsonPath":".status.issuccess"}"#,
-            r#"{"name":"Error","type":"string","jsonPath":".status.brieferror"}"#
-        ]
-    );
-    crd_kind!(
-        NamespacedStoreCrd,
-        "NamespacedStoreObject",
-        StoreSpec,
-        "PluginStatus",
-        "NamespacedStore",
-        "namespacedstores",
-        [
-            r#"{"name":"IsSuccess","type":"boolean","jsonPath":".status.issuccess"}"#,
-            r#"{"name":"Error","type":"string","jsonPath":".status.brieferror"}"#
-        ],
-        namespaced
-    );
-    crd_kind!(
-        VerifierCrd,
-        "VerifierObject",
-        VerifierSpec,
-        "PluginStatus",
-        "Verifier",
-        "verifiers",
-        [
-            r#"{"name":"IsSuccess","type":"boolean","jsonPath":".status.issuccess"}"#,
-            r#"{"name":"Error","type":"string","jsonPath":".status.brieferror"}"#
-        ]
-    );
-    crd_kind!(
-        NamespacedVerifierCrd,
-        "NamespacedVerifierObject",
-        VerifierSpec,
-        "PluginStatus",
-        "NamespacedVerifier",
-        "namespacedverifiers",
-        [
-            r#"{"name":"IsSuccess","type":"boolean","jsonPath":".status.issuccess"}"#,
-            r#"{"name":"Error","type":"string","jsonPath":".status.brieferror"}"#
-        ],
-        namespaced
-    );
-    crd_kind!(
-        KmpCrd,
-        "KmpObject",
-        KeyManagementProviderSpec,
-        "ProviderStatus",
-        "KeyManagementProvider",
-        "keymanagementproviders",
-        [
-            r#"{"name":"IsSuccess","type":"boolean","jsonPath":".status.issuccess"}"#,
-            r#"{"name":"Error","type":"string","jsonPath":".status.brieferror"}"#,
-            r#"{"name":"LastFetchedTime","type":"date","jsonPath":".status.lastfetchedtime"}"#
-        ]
-    );
-    crd_kind!(
-        NamespacedKmpCrd,
-        "NamespacedKmpObject",
-        KeyManagementProviderSpec,
-        "ProviderStatus",
-        "NamespacedKeyManagementProvider",
-        "namespacedkeymanagementproviders",
-        [
-            r#"{"name":"IsSuccess","type":"boolean","jsonPath":".status.issuccess"}"#,
-            r#"{"name":"Error","type":"string","jsonPath":".status.brieferror"}"#,
-            r#"{"name":"LastFetchedTime","type":"date","jsonPath":".status.lastfetchedtime"}"#
-        ],
-        namespaced
-    );
-    crd_kind!(
-        PolicyCrd,
-        "PolicyObject",
-        PolicySpec,
-        "PluginStatus",
-        "Policy",
-        "policies",
-        [
-            r#"{"name":"IsSuccess","type":"boolean","jsonPath":".status.issuccess"}"#,
-            r#"{"name":"Error","type":"string","jsonPath":".status.brieferror"}"#
-        ]
-    );
-    crd_kind!(
-        NamespacedPolicyCrd,
-        "NamespacedPolicyObject",
-        PolicySpec,
-        "PluginStatus",
-        "NamespacedPolicy",
-        "namespacedpolicies",
-        [
-            r#"{"name":"IsSuccess","type":"boolean","jsonPath":".status.issuccess"}"#,
-            r#"{"name":"Error","type":"string","jsonPath":".status.brieferror"}"#
-        ],
-        namespaced
-    );
+    crd_kind!(StoreCrd, "StoreObject", StoreSpec, "Store", "stores", plugin);
+    crd_kind!(VerifierCrd, "VerifierObject", VerifierSpec, "Verifier", "verifiers", plugin);
+    crd_kind!(KmpCrd, "KmpObject", KeyManagementProviderSpec, "KeyManagementProvider", "keymanagementproviders", provider);
+    crd_kind!(PolicyCrd, "PolicyObject", PolicySpec, "Policy", "policies", plugin);
+    crd_kind!(NamespacedStoreCrd, "NamespacedStoreObject", StoreSpec, "NamespacedStore", "namespacedstores", plugin, namespaced);
+    crd_kind!(NamespacedVerifierCrd, "NamespacedVerifierObject", VerifierSpec, "NamespacedVerifier", "namespacedverifiers", plugin, namespaced);
+    crd_kind!(NamespacedKmpCrd, "NamespacedKmpObject", KeyManagementProviderSpec, "NamespacedKeyManagementProvider", "namespacedkeymanagementproviders", provider, namespaced);
+    crd_kind!(NamespacedPolicyCrd, "NamespacedPolicyObject", PolicySpec, "NamespacedPolicy", "namespacedpolicies", plugin, namespaced);
 }
 
 /// Every CRD Verdict reads, cluster kinds then namespaced ones.
