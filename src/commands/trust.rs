@@ -213,7 +213,8 @@ impl TrustRuntime {
     /// Puts `set` in force when any fingerprint differs; true if it did.
     fn replace(&self, set: TrustSet) -> bool {
         let old = self.live.current();
-        if fingerprints(&old) == fingerprints(&set) {
+        let prints = fingerprints(&set);
+        if fingerprints(&old) == prints {
             return false;
         }
         for (scope, config) in set.configs() {
@@ -224,7 +225,6 @@ impl TrustRuntime {
                 "trust configuration replaced"
             );
         }
-        let prints = fingerprints(&set);
         self.live.replace(set);
         let new = self.live.current();
         {
