@@ -71,6 +71,40 @@ enum Want {
     NoVerdict(&'static str),
 }
 
+/// Polls `/status` until provider `name` reports a failed fetch; its status then.
+async fn until_failure_reported(
+    server: &VerdictServer,
+    name: &str,
+    within: Duration,
+) -> Result<Value> {
+    let start = Instant::now();
+    loop {
+        let status = server.status().await?;
+        let provider = provider_status(&status, name)?.clone();
+        if provider["issuccess"] == false {
+            return Ok(provider);
+        }
+        if start.elapsed() > within {
+            bail!("{name} still reports success after {within:?}: {provider}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `verdict config check --live DIR` as the pod would run it.
+async fn config_check_live(
+    world: &AzureWorld,
+    dir: &std::path::Path,
+) -> std::io::Result<std::process::Output> {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args(["config", "check", "--live"])
+        .arg(dir)
+        .args(world.serve_args())
+        .envs(world.pod_env())
+        .output()
+        .await
+}
+
 fn provider_status<'a>(status: &'a Value, name: &str) -> Result<&'a Value> {
     status["keyManagementProviders"]
         .as_array()
@@ -293,19 +327,10 @@ async fn key_vault_failures_keep_the_last_good_keys_and_never_allow_more() -> Re
     world
         .vault
         .fail_next(1_000_000, 429, "Throttled", "Rate limit exceeded");
-    let start = Instant::now();
-    loop {
-        let status = server.status().await?;
-        let keys = provider_status(&status, "kmp-akv-keys")?;
-        if keys["issuccess"] == false {
-            assert_eq!(keys["serving"], "last good", "{keys}");
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(15) {
-            bail!("a failing refresh was not reported: {keys}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let keys = until_failure_reported(&server, "kmp-akv-keys", Duration::from_secs(15))
+        .await
+        .context("a failing refresh was not reported")?;
+    assert_eq!(keys["serving"], "last good", "{keys}");
     assert_eq!(server.verify_one(&image).await?, Ok(true), "last good keys");
 
     // A version disabled while Key Vault cannot be read changes nothing until it can; then it
@@ -320,22 +345,13 @@ async fn key_vault_failures_keep_the_last_good_keys_and_never_allow_more() -> Re
         KEY,
         serde_json::json!({"kty": "EC", "crv": "P-256", "x": "not base64url!", "y": "AA"}),
     );
-    let start = Instant::now();
-    loop {
-        let status = server.status().await?;
-        let keys = provider_status(&status, "kmp-akv-keys")?;
-        if keys["issuccess"] == false {
-            assert!(
-                keys["error"].as_str().unwrap_or_default().contains(KEY),
-                "{keys}"
-            );
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(10) {
-            bail!("a malformed JWK was not reported: {keys}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let keys = until_failure_reported(&server, "kmp-akv-keys", Duration::from_secs(10))
+        .await
+        .context("a malformed JWK was not reported")?;
+    assert!(
+        keys["error"].as_str().unwrap_or_default().contains(KEY),
+        "{keys}"
+    );
     assert_eq!(server.verify_one(&image).await?, Ok(false));
     Ok(())
 }
@@ -519,14 +535,7 @@ async fn config_check_live_shows_key_vault_status() -> Result<()> {
         dir.path().join("ratify.yaml"),
         world.ratify_yaml(CERT, KEY, "5m"),
     )?;
-    let check = || {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
-            .args(["config", "check", "--live"])
-            .arg(dir.path())
-            .args(world.serve_args())
-            .envs(world.pod_env())
-            .output()
-    };
+    let check = || config_check_live(&world, dir.path());
     let out = check().await?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -633,13 +642,7 @@ async fn a_refresh_schedule_annotation_replaces_the_interval() -> Result<()> {
         dir.path().join("ratify.yaml"),
         annotate(world.ratify_yaml(CERT, KEY, "1h"), "0 3 * 13 1-5"),
     )?;
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
-        .args(["config", "check", "--live"])
-        .arg(dir.path())
-        .args(world.serve_args())
-        .envs(world.pod_env())
-        .output()
-        .await?;
+    let out = config_check_live(&world, dir.path()).await?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("month field"), "{stdout}");
